@@ -1,0 +1,12 @@
+// Module entry: every native file registers its exports here.
+#include <napi.h>
+
+#include "exports.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  iomux::InitPoller(env, exports);
+  iomux::InitSys(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(iomux, Init)

@@ -1,0 +1,10 @@
+// Each native module file contributes its functions through one Init*
+// function; addon.cc calls them all. Adding a file = one line here and one
+// call in addon.cc (plus the build files).
+#pragma once
+#include <napi.h>
+
+namespace iomux {
+void InitPoller(Napi::Env env, Napi::Object exports);
+void InitSys(Napi::Env env, Napi::Object exports);
+}  // namespace iomux
