@@ -256,7 +256,7 @@ export class Ring {
   /**
    * Cancels every request queued with userData `target` (not sends: cancel
    * those with cancelFd). The cancel's own completion has res = how many
-   * were found, or -ENOENT; each cancelled request completes with -ECANCELED.
+   * were cancelled (0 for none); each cancelled request completes with -ECANCELED.
    */
   cancel(target: number, userData: number): void {
     const h = this.live('cancel');
