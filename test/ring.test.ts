@@ -383,6 +383,8 @@ describe.skipIf(skip)('Ring', () => {
     );
     expect(Buffer.concat(got).equals(data)).toBe(true);
     expect(rearms).toBeGreaterThan(0);
+    expect(r.stats.overflowFlushes).toBeGreaterThan(0);
+    expect(r.stats.lost).toBe(0);
   });
 
   it('submits a whole batch and waits in one io_uring_enter', () => {
