@@ -339,9 +339,11 @@ export class Ring {
   /**
    * Drives the Ring from an event loop: queued requests are submitted before
    * every blocking wait, and completions are reaped when the ring fd is
-   * readable. Returns a function that detaches (close() also detaches).
+   * readable. Without onCompletions, batches go to ring.oncompletions (which
+   * ring-net servers and connections set). Returns a function that detaches
+   * (close() also detaches).
    */
-  attach(loop: LoopHooks, onCompletions: ((count: number) => void) | null = this.oncompletions): () => void {
+  attach(loop: LoopHooks, onCompletions?: (count: number) => void): () => void {
     this.live('attach');
     if (loop === null || typeof loop !== 'object' || typeof loop.onPrepare !== 'function' || typeof loop.watchReadable !== 'function') {
       throw new TypeError(`loop must have onPrepare() and watchReadable() (an EventLoop), got ${typeOf(loop)}`);
@@ -376,7 +378,7 @@ export class Ring {
    * passed. Returns the number of completions handled. Promise jobs do not
    * run until it returns: use attach() to mix with Node's own I/O.
    */
-  run(onCompletions: ((count: number) => void) | null = this.oncompletions, options: { timeout?: number } = {}): number {
+  run(onCompletions?: ((count: number) => void) | null, options: { timeout?: number } = {}): number {
     this.live('run');
     const cb = this.callbackArg(onCompletions);
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${typeOf(options)}`);
@@ -422,8 +424,16 @@ export class Ring {
     this.stopping = true;
   }
 
+  /** The callback given, else one that reads ring.oncompletions at each batch (it may be set later). */
   private callbackArg(cb: unknown): (count: number) => void {
-    if (typeof cb !== 'function') throw new TypeError(`onCompletions must be a function (or set ring.oncompletions), got ${typeOf(cb)}`);
+    if (cb === undefined || cb === null) {
+      return (count: number): void => {
+        const f = this.oncompletions;
+        if (typeof f !== 'function') throw new Error(`ring: ${count} completion(s) arrived but ring.oncompletions is not set`);
+        f(count);
+      };
+    }
+    if (typeof cb !== 'function') throw new TypeError(`onCompletions must be a function (or omitted: ring.oncompletions), got ${typeOf(cb)}`);
     return cb as (count: number) => void;
   }
 

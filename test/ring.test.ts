@@ -550,6 +550,7 @@ describe.skipIf(skip)('Ring', () => {
     expect(() => r.buffer(0, 65)).toThrow(/length/);
     expect(() => r.attach({} as LoopHooks, () => {})).toThrow(TypeError);
     expect(() => r.run(42 as unknown as () => void)).toThrow(/onCompletions/);
+    expect(() => r.attach({ onPrepare: () => () => {}, watchReadable: 5 } as unknown as LoopHooks)).toThrow(/watchReadable/);
     const none = ring({ bufferCount: 0 });
     expect(() => none.recv(a, 1)).toThrow(ErrnoError);
     expect(r.pending).toBe(0); // nothing was queued by a bad call
