@@ -370,6 +370,40 @@ describe.skipIf(skip)('Ring TCP transport', () => {
     expect(conn!.closed).toBe(false);
   });
 
+  it('reports EMFILE on accept through onerror and keeps accepting once fds are free', () => {
+    const ring = newRing();
+    const server = new RingTcpServer(ring);
+    const errors: string[] = [];
+    let accepted = 0;
+    server.onerror = (e) => errors.push(e.code);
+    server.onconnection = () => accepted++;
+    track(client(server.address.port));
+    // Use up every free fd so the pending accept fails.
+    const filler: number[] = [];
+    try {
+      for (;;) {
+        const rc = (() => {
+          try {
+            return sys.dup(0);
+          } catch (err) {
+            if ((err as ErrnoError).code === 'EMFILE') return -1;
+            throw err;
+          }
+        })();
+        if (rc < 0) break;
+        filler.push(rc);
+        if (filler.length > 100_000) throw new Error('no fd limit?');
+      }
+      drive(ring, () => errors.length > 0);
+    } finally {
+      for (const f of filler) sys.close(f);
+    }
+    expect(errors[0]).toBe('EMFILE');
+    expect(accepted).toBe(0);
+    drive(ring, () => accepted === 1); // retried after a pause, now with fds to spare
+    expect(server.connections).toBe(1);
+  });
+
   it('gives ondata a view into the ring buffer that is recycled after the callback', () => {
     const ring = newRing({ bufferCount: 4, bufferSize: 256 });
     const server = new RingTcpServer(ring);
