@@ -413,8 +413,9 @@ export class Ring {
   }
 
   /**
-   * Cancels everything in flight, waits (at most 1 s) for the kernel to let go
-   * of the buffers, and releases the ring. `buffers` stays readable. Closing
+   * Drops requests queued but not submitted, cancels everything in flight,
+   * waits (at most 1 s) for the kernel to let go of the buffers, and releases
+   * the ring. `buffers` stays readable. Closing
    * twice is a no-op.
    */
   close(): void {

@@ -631,6 +631,16 @@ class NativeRing : public Napi::ObjectWrap<NativeRing> {
   // kernel to finish with the buffers it was given, then releases the ring.
   void Teardown() {
     if (ready_) {
+      // Requests queued but never submitted are dropped, not run: each
+      // becomes a NOP that keeps its user_data, so its bookkeeping (a send's
+      // buffer reference) is released by its completion like any other.
+      unsigned khead = io_uring_smp_load_acquire(ring_.sq.khead);
+      for (unsigned i = khead; i != ring_.sq.sqe_tail; i++) {
+        struct io_uring_sqe* q = &ring_.sq.sqes[i & ring_.sq.ring_mask];
+        uint64_t data = q->user_data;
+        io_uring_prep_nop(q);
+        q->user_data = data;
+      }
       if (inflight_ > 0) {
         int err = 0;
         struct io_uring_sqe* sqe = Sqe(&err);

@@ -2,13 +2,17 @@
 // where io_uring cannot be used. Timing appears only as generous bounds.
 import { afterEach, describe, expect, it } from 'vitest';
 import * as os from 'node:os';
-import { CompletionFlags, ErrnoError, Poller, Ring, sys, type RingOptions } from '../lib/index';
+import { CompletionFlags, ErrnoError, Poller, Ring, backends, sys, type RingOptions } from '../lib/index';
 import type { LoopHooks } from '../lib/loop-types';
 
 const E = os.constants.errno;
 const probe = Ring.probe();
 const skip = !probe.available;
 if (skip) console.log(`ring: skipping the Ring tests: ${probe.reason}`);
+/** Backends a stand-in loop can watch the ring fd with. */
+const loopBackends = backends()
+  .filter((b) => b.available)
+  .map((b) => b.name);
 
 /** One completion, copied out of the Ring's tuple array. */
 interface Cqe {
@@ -441,9 +445,11 @@ describe.skipIf(skip)('Ring', () => {
     expect(sys.read(b, Buffer.alloc(4))).toBe(0);
   });
 
-  it('is driven by an event loop through LoopHooks (submit in prepare, reap when the ring fd is readable)', () => {
+  it.each(loopBackends)(
+    'is driven by an event loop through LoopHooks on %s (submit in prepare, reap when the ring fd is readable)',
+    (backend) => {
     // A minimal loop on a Poller stands in for EventLoop here.
-    const poller = new Poller('epoll');
+    const poller = new Poller(backend);
     const prepares = new Set<() => void>();
     const watchers = new Map<number, () => void>();
     const loop: LoopHooks = {
@@ -492,7 +498,8 @@ describe.skipIf(skip)('Ring', () => {
     expect(prepares.size).toBe(0);
     expect(watchers.size).toBe(0);
     poller.close();
-  });
+    },
+  );
 
   it('runs on its own until stop(), nothing pending, or its time limit', () => {
     const r = ring();
@@ -554,6 +561,14 @@ describe.skipIf(skip)('Ring', () => {
     const none = ring({ bufferCount: 0 });
     expect(() => none.recv(a, 1)).toThrow(ErrnoError);
     expect(r.pending).toBe(0); // nothing was queued by a bad call
+  });
+
+  it('drops requests that were queued but never submitted when it closes', () => {
+    const r = ring();
+    const [a, b] = pair();
+    r.send(a, Buffer.from('must not be sent'), 1);
+    r.close();
+    expect(sys.read(b, Buffer.alloc(64))).toBe(sys.EAGAIN);
   });
 
   it('throws ErrnoError EBADF once closed; closing twice is fine; buffers stay readable', () => {
