@@ -335,6 +335,27 @@ describe.skipIf(skip)('Ring', () => {
     expect(r.pending).toBe(1);
   });
 
+  it('is neither cut short nor broken by a signal during the wait (EINTR)', () => {
+    const r = ring();
+    const noop = () => {};
+    process.on('SIGUSR2', noop);
+    try {
+      r.timeout(60_000, 1);
+      sys.signalSelfAfter(20, 12 /* SIGUSR2 */);
+      const t = performance.now();
+      expect(r.submitAndWait(1, 300)).toBe(0);
+      const dt = performance.now() - t;
+      expect(dt).toBeGreaterThanOrEqual(280);
+      expect(dt).toBeLessThan(3000);
+      r.timeout(100, 2);
+      sys.signalSelfAfter(20, 12);
+      expect(r.submitAndWait(1, 5000)).toBe(1);
+      expect(tuples(r, 1)[0]).toMatchObject({ ud: 2, res: -E.ETIME });
+    } finally {
+      process.off('SIGUSR2', noop);
+    }
+  });
+
   it('loses no completion when the CQ overflows (4-entry CQ, 3-tuple batches, 500 requests)', () => {
     const r = ring({ entries: 4, cqEntries: 4, capacity: 3, bufferCount: 0 });
     expect(r.cqEntries).toBe(4);
