@@ -7,6 +7,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   iomux::InitPoller(env, exports);
   iomux::InitSys(env, exports);
   iomux::InitProbeThreads(env, exports);
+  iomux::InitRing(env, exports);
   return exports;
 }
 
