@@ -6,7 +6,7 @@ export { Poller, Interest, Mode, backends, defaultBackend, UnsupportedModeError,
 export type { BackendName, BackendStatus, ModeSupport, Support, PollerOptions } from './poller';
 export { ErrnoError, errnoName } from './errors';
 export { EventLoop, Watcher, Timer, Immediate, LoopStats } from './loop';
-export type { EventLoopOptions, LoopHooks, LoopStatsSnapshot, WatchCallback } from './loop';
+export type { EventLoopOptions, RunOptions, LoopHooks, LoopStatsSnapshot, WatchCallback } from './loop';
 export { monotonicMs } from './poller';
 export { TcpServer, TcpConnection, listenTcp, connectTcp } from './net';
 export type { TcpServerOptions, ConnectionOptions, Connection, Server, ServerOptions } from './net';

@@ -241,6 +241,19 @@ export class Immediate {
   }
 }
 
+export interface RunOptions {
+  /** How promise jobs run between iterations: 'jobs' (default) or 'node'; see EventLoop.run(). */
+  drain?: 'jobs' | 'node';
+}
+
+// Node's "run the queued ticks, then every promise job" function: what its
+// timers call between two timer callbacks. Undocumented (DEP0134 documents
+// it as internal), so its absence is handled: run() falls back to 'node'.
+const drainJobs: (() => void) | null =
+  typeof (process as unknown as { _tickCallback?: unknown })._tickCallback === 'function'
+    ? (process as unknown as { _tickCallback: () => void })._tickCallback
+    : null;
+
 export interface EventLoopOptions {
   /** Maximum (fd, events) pairs taken from the kernel per wait; default 1024. */
   capacity?: number;
@@ -682,39 +695,60 @@ export class EventLoop implements LoopHooks {
 
   /**
    * Owned mode: runs until stop() or until nothing keeps the loop alive.
-   * The thread blocks in the multiplexer, as a C event loop does; promise
-   * jobs (await in callbacks) and process.nextTick callbacks run between
-   * iterations. Node's own timers and I/O do not run until it returns: use
-   * attach() to mix the two. Resolves when the loop stops; rejects (and
-   * stops) if a callback throws.
+   * The thread blocks in the multiplexer, as a C event loop does; between
+   * iterations, promise jobs (await in callbacks) and process.nextTick
+   * callbacks run. Resolves when the loop stops; rejects (and stops) if a
+   * callback throws.
+   *
+   * options.drain chooses how they run (docs/loop.md has the measured cost):
+   *  - 'jobs' (default): the loop runs inside one process.nextTick callback
+   *    and drains Node's tick and microtask queues after every iteration
+   *    (process._tickCallback, what Node's own timers call between two
+   *    timers). Node's timers and I/O wait until run() returns: use attach()
+   *    to mix the two. Where that function is missing, 'node' is used.
+   *  - 'node': each iteration is a setImmediate callback, so a whole turn of
+   *    Node's loop (its timers and I/O too) runs between iterations, at the
+   *    cost of one more poll of Node's own loop per iteration.
    */
-  run(): Promise<void> {
+  run(options: RunOptions = {}): Promise<void> {
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${typeOf(options)}`);
+    const drain = options.drain ?? 'jobs';
+    if (drain !== 'jobs' && drain !== 'node') throw new TypeError(`options.drain must be 'jobs' or 'node', got ${typeOf(drain)}`);
     this.enterRun();
     return new Promise<void>((resolve, reject) => {
-      let failed = false;
-      let error: unknown;
-      // Each iteration runs in its own process.nextTick callback; the next
-      // one is queued from a microtask, so Node drains the whole microtask
-      // queue (promise chains of any depth) before it runs. A tick queued
-      // directly from the tick would run first: Node takes every queued
-      // tick before it drains microtasks.
+      const more = (): boolean => !this.stopRequested && this.alive && !this.isClosed;
+      const finish = (failed: boolean, err: unknown): void => {
+        this.leaveRun();
+        if (failed) reject(err);
+        else resolve();
+      };
+      if (drain === 'jobs' && drainJobs !== null) {
+        const jobs = drainJobs;
+        process.nextTick(() => {
+          try {
+            while (more()) {
+              this.iterate(-1);
+              jobs.call(process);
+            }
+          } catch (err) {
+            finish(true, err);
+            return;
+          }
+          finish(false, undefined);
+        });
+        return;
+      }
       const step = (): void => {
         try {
-          if (!this.stopRequested && this.alive && !this.isClosed) this.iterate(-1);
+          if (more()) this.iterate(-1);
         } catch (err) {
-          failed = true;
-          error = err;
-        }
-        if (failed || this.stopRequested || !this.alive || this.isClosed) {
-          this.leaveRun();
-          if (failed) reject(error);
-          else resolve();
+          finish(true, err);
           return;
         }
-        queueMicrotask(again);
+        if (more()) setImmediate(step);
+        else finish(false, undefined);
       };
-      const again = (): void => process.nextTick(step);
-      process.nextTick(step);
+      setImmediate(step);
     });
   }
 
