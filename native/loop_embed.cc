@@ -39,11 +39,16 @@ struct Handles {
   uv_prepare_t prepare;
   int open = 0;  // handles initialised and not yet closed
   void* owner = nullptr;  // the LoopEmbed, or nullptr once it let go
+  // Set when Node tears the environment down (a worker exits): the addon may
+  // be unloaded right after, so Node must wait until our close callbacks ran.
+  napi_async_cleanup_hook_handle cleanup = nullptr;
 };
 
 void OnHandleClosed(uv_handle_t* h) {
   Handles* hs = static_cast<Handles*>(h->data);
-  if (--hs->open == 0) delete hs;
+  if (--hs->open > 0) return;
+  if (hs->cleanup != nullptr) napi_remove_async_cleanup_hook(hs->cleanup);
+  delete hs;
 }
 
 // The helper thread of the select/poll backends. It owns nothing the JS side
@@ -183,7 +188,7 @@ class LoopEmbed : public Napi::ObjectWrap<LoopEmbed> {
     onprepare_ = Napi::Persistent(info[1].As<Napi::Function>());
   }
 
-  ~LoopEmbed() override { Shutdown(); }
+  ~LoopEmbed() override { Shutdown(nullptr); }
 
  private:
   uv_loop_t* Loop(Napi::Env env) {
@@ -203,7 +208,7 @@ class LoopEmbed : public Napi::ObjectWrap<LoopEmbed> {
     uv_unref(reinterpret_cast<uv_handle_t*>(&hs_->prepare));
     hs_->open = 1;
     env_ = env;
-    napi_add_env_cleanup_hook(env, CleanupHook, this);
+    napi_add_async_cleanup_hook(env, CleanupHook, this, &cleanup_);
     return 0;
   }
 
@@ -218,7 +223,7 @@ class LoopEmbed : public Napi::ObjectWrap<LoopEmbed> {
       main_ = reinterpret_cast<uv_handle_t*>(&hs_->poll);
       rc = uv_poll_start(&hs_->poll, UV_READABLE, OnPoll);
     }
-    if (rc < 0) Shutdown();
+    if (rc < 0) Shutdown(nullptr);
     return Num(info.Env(), rc);
   }
 
@@ -234,7 +239,7 @@ class LoopEmbed : public Napi::ObjectWrap<LoopEmbed> {
       helper_ = new Helper(&hs_->async);
       rc = helper_->Start();
     }
-    if (rc < 0) Shutdown();
+    if (rc < 0) Shutdown(nullptr);
     return Num(info.Env(), rc);
   }
 
@@ -277,7 +282,7 @@ class LoopEmbed : public Napi::ObjectWrap<LoopEmbed> {
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    Shutdown();
+    Shutdown(nullptr);
     return info.Env().Undefined();
   }
 
@@ -285,14 +290,21 @@ class LoopEmbed : public Napi::ObjectWrap<LoopEmbed> {
     return Num(info.Env(), helper_ ? static_cast<double>(helper_->signals()) : 0);
   }
 
-  void Shutdown() {
+  // from_hook: Node is tearing the environment down and waits for `from_hook`
+  // to be removed, which the last close callback does.
+  void Shutdown(napi_async_cleanup_hook_handle from_hook) {
     if (helper_ != nullptr) {
       helper_->Stop();
       delete helper_;
       helper_ = nullptr;
     }
     if (hs_ == nullptr) return;
-    napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+    if (from_hook != nullptr) {
+      hs_->cleanup = from_hook;
+    } else if (cleanup_ != nullptr) {
+      napi_remove_async_cleanup_hook(cleanup_);
+    }
+    cleanup_ = nullptr;
     hs_->owner = nullptr;
     uv_prepare_stop(&hs_->prepare);
     uv_close(reinterpret_cast<uv_handle_t*>(&hs_->prepare), OnHandleClosed);
@@ -304,7 +316,9 @@ class LoopEmbed : public Napi::ObjectWrap<LoopEmbed> {
     hs_ = nullptr;
   }
 
-  static void CleanupHook(void* arg) { static_cast<LoopEmbed*>(arg)->Shutdown(); }
+  static void CleanupHook(napi_async_cleanup_hook_handle handle, void* arg) {
+    static_cast<LoopEmbed*>(arg)->Shutdown(handle);
+  }
 
   void Call(Napi::FunctionReference& fn, int status) {
     Napi::Env env = env_;
@@ -342,6 +356,7 @@ class LoopEmbed : public Napi::ObjectWrap<LoopEmbed> {
   Napi::FunctionReference onready_, onprepare_;
   Napi::AsyncContext context_;
   napi_env env_ = nullptr;
+  napi_async_cleanup_hook_handle cleanup_ = nullptr;
   Handles* hs_ = nullptr;
   uv_handle_t* main_ = nullptr;
   Helper* helper_ = nullptr;

@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { spawnSync } from 'node:child_process';
 import { EventLoop, Interest, Mode, backends, sys, ErrnoError, UnsupportedModeError } from '../lib';
 import type { BackendStatus } from '../lib';
 
@@ -422,6 +423,32 @@ describe.each(all.map((b) => [b.name, b] as [string, BackendStatus]))('EventLoop
     expect(wakes).toBe(2);
     loop.onwakeup = null;
     loop.close();
+  });
+
+  test('a worker thread with an attached loop can exit or be terminated (child process)', () => {
+    // Node unloads the addon when a worker's environment goes away: the libuv
+    // handles of embedded mode must be closed before that, or the process dies.
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      let left = 2;
+      for (const how of ['exit', 'terminate']) {
+        const w = new Worker(\`
+          const { EventLoop, listenTcp } = require(\${JSON.stringify(process.argv[1])});
+          const { parentPort } = require('node:worker_threads');
+          const loop = new EventLoop(\${JSON.stringify(process.argv[2])}).attach();
+          listenTcp(loop, {}, () => {});
+          loop.setInterval(() => {}, 5);
+          parentPort.postMessage('attached');
+          if ('\${how}' === 'exit') setTimeout(() => process.exit(0), 20);
+        \`, { eval: true });
+        w.on('message', () => { if (how === 'terminate') setTimeout(() => w.terminate(), 20); });
+        w.on('exit', () => { if (--left === 0) console.log('both workers gone'); });
+      }`;
+    const r = spawnSync(process.execPath, ['-e', script, path.join(root, 'dist'), backend], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.stderr).toBe('');
+    expect(r.signal).toBe(null);
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe('both workers gone');
   });
 
   test('hooks: onPrepare runs before each wait; watchReadable and removers work', async () => {
