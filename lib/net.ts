@@ -27,7 +27,8 @@ const readBuffers = new WeakMap<EventLoop, Uint8Array>();
 function readBufferOf(loop: EventLoop): Uint8Array {
   let b = readBuffers.get(loop);
   if (!b) {
-    b = new Uint8Array(READ_BUFFER_SIZE);
+    // A Buffer, so that the chunks handed to ondata (views of it) are Buffers.
+    b = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
     readBuffers.set(loop, b);
   }
   return b;
@@ -208,7 +209,11 @@ export class TcpConnection implements Connection {
     this.updateInterest();
     const cb = this.onend;
     if (cb) cb();
-    else this.end(); // like Node's allowHalfOpen: false
+    else if (!this.ending) {
+      // No onend: end our side too, like Node's allowHalfOpen: false.
+      this.ending = true;
+      if (this.queued === 0) this.shutdownWrite(false);
+    }
     if (!this.isClosed && this.writeShut) this.finish();
   }
 
