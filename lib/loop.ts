@@ -7,9 +7,36 @@ import { ErrnoError } from './errors';
 import { BackendName, Interest, Mode, ModeSupport, Poller, UnsupportedModeError, backends, defaultBackend, monotonicMs } from './poller';
 import { fdArg, typeOf } from './validate';
 import * as sys from './sys';
-import type { LoopHooks, LoopStatsSnapshot, WatchCallback } from './loop-types';
+import type { LoopHooks } from './loop-types';
 
-export type { LoopHooks, LoopStatsSnapshot, WatchCallback } from './loop-types';
+export type { LoopHooks } from './loop-types';
+
+/** Called with the fd and the Interest bits that are ready (ERROR and HANGUP included). */
+export type WatchCallback = (fd: number, events: number) => void;
+
+/** Counters of an EventLoop. Plain fields, updated in place: reading them costs nothing. */
+export interface LoopStatsSnapshot {
+  /** Loop iterations completed (one wait each, then callbacks, timers, immediates). */
+  iterations: number;
+  /** Calls into the multiplexer (Poller.waitUntil). */
+  waitCalls: number;
+  /** Watcher callbacks called. */
+  eventsDelivered: number;
+  /** Blocking waits that returned no event and fired no timer (spurious, or a signal). */
+  emptyWakeups: number;
+  /** Timer callbacks called. */
+  timersFired: number;
+  /** Immediate callbacks called. */
+  immediatesRun: number;
+  /** wakeup() notifications received. */
+  wakeups: number;
+  /** Nanoseconds spent inside the multiplexer's wait (blocked in the kernel, or polling). */
+  blockedNs: number;
+  /** Nanoseconds between waits: callbacks, timers, immediates, promise jobs and loop overhead. */
+  callbackNs: number;
+  /** eventsPerWakeup[0]: waits that returned 0 pairs; [k] (k >= 1): waits that returned 2^(k-1) .. 2^k - 1. */
+  eventsPerWakeup: number[];
+}
 
 const RW = Interest.READABLE | Interest.WRITABLE;
 const ALWAYS = Interest.ERROR | Interest.HANGUP;
