@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import * as net from 'node:net';
 import * as crypto from 'node:crypto';
-import { EventLoop, listenTcp, connectTcp, backends, sys } from '../lib';
+import { EventLoop, listenTcp, connectTcp, backends, sys, Mode } from '../lib';
 import type { BackendName, BackendStatus, TcpConnection } from '../lib';
 
 const all = backends();
@@ -331,6 +331,39 @@ describe.each(all.map((b) => [b.name, b] as [string, BackendStatus]))('net on %s
     expect(r.timedOut).toBe(false);
     expect(events).toEqual(['error:ECONNREFUSED:connect', 'close:true']);
     loop.close();
+  });
+
+  test('two loops serve one listening socket (options.fd, EXCLUSIVE where the backend has it)', () => {
+    const lfd = sys.listenTcp('127.0.0.1', 0);
+    const port = sys.getsockname(lfd).port!;
+    const acceptMode = status.modes.exclusive === 'unsupported' ? Mode.LEVEL : Mode.EXCLUSIVE;
+    const loops = [new EventLoop(backend), new EventLoop(backend)];
+    const accepted = [0, 0];
+    const servers = loops.map((loop, i) =>
+      listenTcp(loop, { fd: lfd, acceptMode }, (c) => {
+        accepted[i]++;
+        c.destroy();
+      }),
+    );
+    const clients = Array.from({ length: 20 }, () => {
+      const fd = sys.socket('ipv4');
+      sys.connect(fd, '127.0.0.1', port);
+      return fd;
+    });
+    const deadline = Date.now() + 10_000;
+    while (accepted[0] + accepted[1] < clients.length && Date.now() < deadline) {
+      loops[0].runOnce(5);
+      loops[1].runOnce(5);
+    }
+    expect(accepted[0] + accepted[1]).toBe(clients.length);
+    for (const s of servers) s.close();
+    expect(sys.fcntl(lfd, 'F_GETFD')).toBeGreaterThanOrEqual(0); // close() left the shared fd open
+    for (const loop of loops) {
+      loop.runOnce(0);
+      loop.close();
+    }
+    for (const fd of clients) sys.close(fd);
+    sys.close(lfd);
   });
 
   test('bad arguments: TypeError/RangeError naming the argument', () => {
