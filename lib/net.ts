@@ -88,6 +88,7 @@ export class TcpConnection implements Connection {
   private writeShut = false;
   private isClosed = false;
   private closeEmitted = false;
+  private autoEnded = false;
 
   /** @internal Use TcpServer (accept) or connectTcp (client). */
   constructor(loop: EventLoop, fd: number, server: TcpServer | null, opts: Required<ConnectionOptions>, connecting: boolean) {
@@ -125,7 +126,9 @@ export class TcpConnection implements Connection {
   write(data: Uint8Array | string): boolean {
     const bytes = toBytes(data);
     if (this.isClosed) return false;
-    if (this.ending) throw new ErrnoError(32, 'write', 'write after end()');
+    if (this.ending) {
+      throw new ErrnoError(32, 'write', this.autoEnded ? 'write after the peer ended (set onend to keep writing after its FIN)' : 'write after end()');
+    }
     let off = 0;
     if (this.queued === 0 && !this.connecting && bytes.byteLength > 0) {
       const n = native.sys.write(this.sock, bytes, 0, bytes.byteLength);
@@ -212,6 +215,7 @@ export class TcpConnection implements Connection {
     else if (!this.ending) {
       // No onend: end our side too, like Node's allowHalfOpen: false.
       this.ending = true;
+      this.autoEnded = true;
       if (this.queued === 0) this.shutdownWrite(false);
     }
     if (!this.isClosed && this.writeShut) this.finish();
