@@ -6,6 +6,8 @@
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   iomux::InitPoller(env, exports);
   iomux::InitSys(env, exports);
+  iomux::InitLabServe(env, exports);
+  iomux::InitLoadgen(env, exports);
   return exports;
 }
 
