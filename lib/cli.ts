@@ -1,8 +1,10 @@
 // `iomux <command>`: the command table. Each command lives in lib/commands/.
 import { backendsCommand } from './commands/backends';
+import { serveCommand } from './commands/serve';
+import { loadCommand } from './commands/load';
 import { UsageError, type Command } from './commands/types';
 
-const commands: Command[] = [backendsCommand];
+const commands: Command[] = [backendsCommand, serveCommand, loadCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
