@@ -151,7 +151,6 @@ Examples:
       return 1;
     }
     const started = performance.now();
-    process.stdout.write(`listening ${formatHostPort(server.host, server.port)} pid=${process.pid}\n`);
 
     // Native servers run on their own threads: keep Node's loop alive until stopped.
     const keepAlive = setInterval(() => {}, 1 << 30);
@@ -171,6 +170,8 @@ Examples:
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
     });
+    // Only now: whoever reads this line may signal us at once.
+    process.stdout.write(`listening ${formatHostPort(server.host, server.port)} pid=${process.pid}\n`);
     if (server.run) await server.run();
     else await stopped;
     clearInterval(keepAlive);
