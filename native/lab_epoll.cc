@@ -212,7 +212,7 @@ class Reactor {
       ssize_t n = recv(c->fd, buf_.get(), kReadBuf, 0);
       if (n > 0) {
         stats_.bytes_in.fetch_add(n, std::memory_order_relaxed);
-        if (c->draining) continue;
+        if (c->close_after) continue;  // input after the last response is dropped
         if (protocol_ == kEcho) {
           stats_.requests.fetch_add(1, std::memory_order_relaxed);
           ssize_t s = send(c->fd, buf_.get(), n, MSG_NOSIGNAL);

@@ -288,7 +288,7 @@ class RingReactor {
 
   void OnData(Conn* c, const char* data, int n) {
     stats_.bytes_in.fetch_add(n, std::memory_order_relaxed);
-    if (c->draining || c->closing || c->stop_reading) return;
+    if (c->close_after || c->closing || c->stop_reading) return;  // input after the last response is dropped
     if (protocol_ == kEcho) {
       stats_.requests.fetch_add(1, std::memory_order_relaxed);
       c->out.append(data, n);

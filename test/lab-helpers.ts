@@ -61,7 +61,7 @@ export function serve(args: string[], timeoutMs = 20_000): Promise<Served> {
 export function exchange(
   port: number,
   chunks: Array<string | Buffer>,
-  opts: { untilBytes?: number; pauseMs?: number; timeoutMs?: number; end?: boolean } = {},
+  opts: { untilBytes?: number; until?: (data: Buffer) => boolean; pauseMs?: number; timeoutMs?: number; end?: boolean } = {},
 ): Promise<{ data: Buffer; closed: boolean }> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, '127.0.0.1');
@@ -80,6 +80,7 @@ export function exchange(
       got.push(d);
       n += d.length;
       if (opts.untilBytes !== undefined && n >= opts.untilBytes) finish(false);
+      else if (opts.until && opts.until(Buffer.concat(got))) finish(false);
     });
     sock.on('end', () => finish(true));
     sock.on('close', () => finish(true));
