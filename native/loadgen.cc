@@ -488,7 +488,7 @@ class Worker {
       if (phase == kRun && cfg_.rate <= 0) Fill(c, NowNs());
     }
     if (ev & EPOLLOUT) c.writable = true;
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) Receive(c);
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) Receive(c, ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
     if (c.state == kOpen) Pump(c);
   }
 
@@ -550,12 +550,15 @@ class Worker {
     Fail(c, &totals.resets, std::string("send: ") + ErrName(errno));  // ECONNRESET, EPIPE
   }
 
-  void Receive(Conn& c) {
+  // Reads until drained. A short read means drained (a later arrival raises a
+  // new edge), unless the peer hung up: then read on to the end of file.
+  void Receive(Conn& c, bool hangup) {
     for (;;) {
       ssize_t n = recv(c.fd, buf_.get(), kMaxChunk, 0);
       if (n > 0) {
         totals.bytes_received += n;
         if (!Verify(c, buf_.get(), static_cast<size_t>(n))) return;
+        if (static_cast<size_t>(n) < kMaxChunk && !hangup) return;
         continue;
       }
       if (n == 0) {
