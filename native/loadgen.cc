@@ -813,6 +813,7 @@ void Coordinate(std::shared_ptr<Run> run) {
     sh.t_drain_end.store(t_end + static_cast<int64_t>(cfg.drain_s * 1e9));
     sh.phase.store(kRun, std::memory_order_release);
     for (auto& w : workers) w->Wake();
+    progress(launch, &last_done, &last_t);  // every phase change is reported
     last_done = 0;
     last_t = t0;
     next_progress = t0 + step;
@@ -829,6 +830,7 @@ void Coordinate(std::shared_ptr<Run> run) {
     // Drain: wait for the answers still in flight (bounded).
     sh.phase.store(kDrain, std::memory_order_release);
     for (auto& w : workers) w->Wake();
+    progress(t0, &last_done, &last_t);
     const int64_t drain_end = sh.t_drain_end.load();
     while (!sh.cancelled && NowNs() < drain_end) {
       bool all = true;

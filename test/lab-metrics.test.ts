@@ -15,8 +15,8 @@ describe.skipIf(!linux)('metrics', () => {
     expect(s.rssKb).toBeGreaterThan(1000);
     expect(s.vmSizeKb).toBeGreaterThan(s.rssKb);
     expect(s.threads).toBeGreaterThanOrEqual(1);
-    expect(s.perThread.size).toBe(s.threads);
-    expect(s.perThread.has(process.pid)).toBe(true);
+    expect(s.perThread!.size).toBe(s.threads);
+    expect(s.perThread!.has(process.pid)).toBe(true);
     expect(s.voluntaryCtxSwitches).toBeGreaterThan(0);
     expect(s.userS + s.sysS).toBeGreaterThan(0);
     // PSS exists where smaps_rollup does (Linux 4.14+), and is at most RSS.
@@ -99,5 +99,15 @@ describe.skipIf(!linux)('metrics', () => {
     } finally {
       await s.stop();
     }
+  });
+});
+
+describe.skipIf(!linux)('metrics: cheap readings', () => {
+  it('threads: false skips the per-thread scan', () => {
+    const s = readProcess(process.pid, { threads: false });
+    expect(s.perThread).toBeNull();
+    expect(s.voluntaryCtxSwitches).toBe(0);
+    expect(s.threads).toBeGreaterThanOrEqual(1);
+    expect(s.rssKb).toBeGreaterThan(0);
   });
 });
