@@ -43,7 +43,9 @@ describe.skipIf(!linux)('metrics', () => {
     try {
       const sampler = new ProcessSampler(s.pid, { intervalMs: 50 });
       const base = sampler.start();
-      const r = await runLoad({ port: s.port, conns: 40, size: 64, duration: 0.6, threads: 1 });
+      // A sample at the end of the run, every connection still open (as iomux load does).
+      const atEnd = (p: { phase: string }) => p.phase === 'drain' && sampler.sampleNow();
+      const r = await runLoad({ port: s.port, conns: 40, size: 64, duration: 0.6, threads: 1, onProgress: atEnd });
       const rep = sampler.stop();
       expect(r.verifyErrors).toBe(0);
       expect(rep.samples).toBeGreaterThanOrEqual(2);
@@ -90,7 +92,8 @@ describe.skipIf(!linux)('metrics', () => {
       const sampler = new ProcessSampler(s.pid, { intervalMs: 20 });
       sampler.start();
       // Three short runs: connection threads start and exit between them.
-      for (let i = 0; i < 3; i++) await runLoad({ port: s.port, conns: 5, duration: 0.15 });
+      const atEnd = (p: { phase: string }) => p.phase === 'drain' && sampler.sampleNow();
+      for (let i = 0; i < 3; i++) await runLoad({ port: s.port, conns: 5, duration: 0.15, onProgress: atEnd });
       await new Promise((r) => setTimeout(r, 100));
       const rep = sampler.stop();
       // The threads of the first runs have exited, yet their switches counted.

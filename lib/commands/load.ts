@@ -81,7 +81,7 @@ function formatProgress(p: LoadProgress): string {
 
 export const loadCommand: Command = {
   name: 'load',
-  summary: 'native load generator: connections, pipelining, open/closed loop, verified replies, latency percentiles',
+  summary: 'native load generator: verified replies, latency percentiles',
   help: `usage: iomux load --port N [--host H] [--protocol echo|http] [--conns N] [--size B]
                   [--depth D] [--duration S] [--rate R] [--work-us U --work-ratio F]
                   [--threads N] [--sources N] [--pid PID] [--json] [--quiet]
