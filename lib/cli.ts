@@ -1,8 +1,9 @@
 // `iomux <command>`: the command table. Each command lives in lib/commands/.
 import { backendsCommand } from './commands/backends';
+import { benchCommand } from './commands/bench';
 import { UsageError, type Command } from './commands/types';
 
-const commands: Command[] = [backendsCommand];
+const commands: Command[] = [backendsCommand, benchCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -7,4 +7,5 @@
 namespace iomux {
 void InitPoller(Napi::Env env, Napi::Object exports);
 void InitSys(Napi::Env env, Napi::Object exports);
+void InitBench(Napi::Env env, Napi::Object exports);
 }  // namespace iomux

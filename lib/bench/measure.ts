@@ -1,0 +1,101 @@
+// Shared by the bench subcommands: the JS twin of native/bench.cc's
+// calibrated loop, small statistics, and the machine description every
+// report carries.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+
+export interface Measurement {
+  nsPerOp: number;
+  iterations: number;
+  elapsedNs: number;
+}
+
+const MAX_ITERS = 2 ** 34;
+
+/**
+ * Calls op(iters) with growing iteration counts until one call lasts at
+ * least targetNs; ns/op comes from that last batch (the earlier ones are the
+ * warm-up, which also lets the JIT settle). Same policy as Measure() in
+ * native/bench.cc, so both sides are timed the same way.
+ */
+export function measure(op: (iters: number) => void, targetNs: number): Measurement {
+  let iters = 1;
+  for (;;) {
+    const t0 = process.hrtime.bigint();
+    op(iters);
+    const t = Number(process.hrtime.bigint() - t0);
+    if (t >= targetNs || iters >= MAX_ITERS) return { nsPerOp: t / iters, iterations: iters, elapsedNs: t };
+    const scale = t > 0 ? Math.min(100, Math.max(2, (1.1 * targetNs) / t)) : 100;
+    iters = Math.min(MAX_ITERS, Math.floor(iters * scale));
+  }
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** Least-squares slope and intercept of y over x (NaN for fewer than two distinct x). */
+export function linearFit(xs: readonly number[], ys: readonly number[]): { slope: number; intercept: number } {
+  const n = xs.length;
+  if (n < 2 || n !== ys.length) return { slope: NaN, intercept: NaN };
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (xs[i] - mx) * (ys[i] - my);
+    sxx += (xs[i] - mx) ** 2;
+  }
+  if (sxx === 0) return { slope: NaN, intercept: NaN };
+  const slope = sxy / sxx;
+  return { slope, intercept: my - slope * mx };
+}
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  /** CPUs this process may run on (Cpus_allowed_list), e.g. "1" under taskset -c 1. */
+  affinity: string | null;
+  platform: string;
+  kernel: string;
+  node: string;
+}
+
+export function machineInfo(): MachineInfo {
+  let affinity: string | null = null;
+  try {
+    const m = /^Cpus_allowed_list:\s*(.+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (m) affinity = m[1].trim();
+  } catch {
+    /* not Linux */
+  }
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    affinity,
+    platform: process.platform,
+    kernel: os.release(),
+    node: process.version,
+  };
+}
+
+/** A finite number rounded to `digits` decimals, or null. */
+export function round(value: number | null | undefined, digits = 1): number | null {
+  if (value === null || value === undefined || !Number.isFinite(value)) return null;
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+/** Fixed-decimal text for a table cell; '-' for null. */
+export function fmt(value: number | null | undefined, digits = 1): string {
+  return value === null || value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(digits);
+}
+
+/** Progress on stderr: one plain line each. */
+export function progress(enabled: boolean, line: string): void {
+  if (enabled) process.stderr.write(`${line}\n`);
+}
