@@ -19,6 +19,7 @@
 // same Backend objects a Poller wraps; TypeScript runners are registered by
 // name with registerDispatchRunner (today 'poller'; the EventLoop adds its
 // own with one call).
+import * as fs from 'node:fs';
 import { native } from '../native';
 import { ErrnoError } from '../errors';
 import { Poller, Interest, backends, type BackendName } from '../poller';
@@ -237,13 +238,28 @@ function makePairs(n: number, pipes: boolean): { fds: Int32Array; close(): void 
   return { fds, close };
 }
 
-/** The largest n whose 2n fds all fit below FD_SETSIZE, given the fds open now. */
+/** The largest n whose 2n new fds all fit below FD_SETSIZE, given the fds open now. */
 function selectMaxN(fdSetSize: number): number {
-  const [r, w] = sys.pipe();
-  const lowest = Math.min(r, w);
-  sys.close(r);
-  sys.close(w);
-  return Math.max(0, Math.floor((fdSetSize - lowest) / 2));
+  let open: number[] | null = null;
+  for (const dir of ['/proc/self/fd', '/dev/fd']) {
+    try {
+      open = fs.readdirSync(dir).map(Number).filter((fd) => Number.isInteger(fd));
+      break;
+    } catch {
+      /* try the next */
+    }
+  }
+  let free: number;
+  if (open) {
+    // Free numbers below FD_SETSIZE, less the fd readdir itself held and one spare.
+    free = fdSetSize - open.filter((fd) => fd < fdSetSize).length - 1;
+  } else {
+    const [r, w] = sys.pipe();
+    free = fdSetSize - Math.min(r, w);
+    sys.close(r);
+    sys.close(w);
+  }
+  return Math.max(0, Math.floor(free / 2));
 }
 
 export function benchDispatch(options: DispatchOptions = {}): DispatchReport {
