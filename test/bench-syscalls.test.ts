@@ -22,6 +22,9 @@ function positive(v: unknown): void {
   expect(v as number).toBeGreaterThan(0);
 }
 
+/** Ratios are computed before the ns figures are rounded to 0.1 ns: equal within 1%. */
+const closeRatio = (a: number, b: number) => Math.abs(a - b) <= 0.01 * Math.max(a, b);
+
 describe('iomux bench syscalls --json', () => {
   const report = json(['bench', 'syscalls', '--json', ...TINY]);
 
@@ -40,7 +43,7 @@ describe('iomux bench syscalls --json', () => {
       positive(row.cNs);
       positive(row.jsNs);
       positive(row.tax);
-      expect(row.tax).toBeCloseTo(row.jsNs / row.cNs, 1);
+      expect(closeRatio(row.tax, row.jsNs / row.cNs)).toBe(true);
     }
     const nop = report.rows.find((r: { op: string }) => r.op === 'uring-nop');
     expect(nop).toBeDefined();
@@ -52,6 +55,13 @@ describe('iomux bench syscalls --json', () => {
       console.log(`io_uring NOP not measured here: ${uring.reason}`);
       expect(nop.skipped).toBe(uring.reason);
     }
+  });
+
+  it('has the N-API call row, measured from JS only', () => {
+    const row = report.rows.find((r: { op: string }) => r.op === 'napi-call');
+    positive(row.jsNs);
+    expect(row.cNs).toBeNull();
+    expect(row.tax).toBeNull();
   });
 
   it('has a wait row per available backend and fd count, and says why the others are missing', () => {
@@ -73,7 +83,7 @@ describe('iomux bench syscalls --json', () => {
         } else {
           positive(r.cNs);
           positive(r.tax);
-          expect(r.tax).toBeCloseTo(r.jsNs / r.cNs, 1);
+          expect(closeRatio(r.tax, r.jsNs / r.cNs)).toBe(true);
         }
       }
     }
@@ -84,6 +94,7 @@ describe('iomux bench syscalls --json', () => {
     for (const s of report.slopes) {
       for (const k of ['cBackendNsPerFd', 'jsNsPerFd']) expect(Number.isFinite(s[k])).toBe(true);
     }
+    positive(report.summary.napiCallNs);
     positive(report.summary.syscallFloorNs);
     positive(report.summary.gettidTax);
     positive(report.summary.contextSwitchNs);
@@ -151,7 +162,7 @@ describe('native bench loops on bad input', () => {
     expect(r).toBeInstanceOf(Float64Array);
     positive(r[0]);
     expect(r[1]).toBeGreaterThanOrEqual(1);
-    expect(r[2]).toBeGreaterThanOrEqual(1e6);
+    expect(r[2]).toBeGreaterThan(0);
     expect(r[0]).toBeCloseTo(r[2] / r[1], 3);
   });
 });

@@ -24,7 +24,7 @@ import { native } from '../native';
 import { ErrnoError } from '../errors';
 import { Poller, Interest, backends, type BackendName } from '../poller';
 import * as sys from '../sys';
-import { machineInfo, median, progress, round, type MachineInfo } from './measure';
+import { machineInfo, median, progress, round, sig, type MachineInfo } from './measure';
 
 export interface DispatchWorkload {
   backend: BackendName;
@@ -318,8 +318,8 @@ export function benchDispatch(options: DispatchOptions = {}): DispatchReport {
       backend: row.backend,
       n: row.n,
       runner: row.runner,
-      perEventVsNative: round(row.perEventUs / ref.perEventUs, 2)!,
-      setupVsNative: round(row.setupUs / ref.setupUs, 2)!,
+      perEventVsNative: sig(row.perEventUs / ref.perEventUs)!,
+      setupVsNative: sig(row.setupUs / ref.setupUs)!,
     });
   }
   return {

@@ -13,21 +13,36 @@ export interface Measurement {
 const MAX_ITERS = 2 ** 34;
 
 /**
- * Calls op(iters) with growing iteration counts until one call lasts at
- * least targetNs; ns/op comes from that last batch (the earlier ones are the
- * warm-up, which also lets the JIT settle). Same policy as Measure() in
- * native/bench.cc, so both sides are timed the same way.
+ * Times op(iters) in two steps: calibration batches grow from 1 iteration
+ * until one lasts a tenth of targetNs (this also lets the JIT settle), then
+ * the measured batch runs as many iterations as that rate predicts for
+ * targetNs. A measured batch over 3x its prediction was disturbed (preempted
+ * on a busy machine) and is run again, twice at most; the fastest is kept.
+ * The same policy as Measure() in native/bench.cc.
  */
 export function measure(op: (iters: number) => void, targetNs: number): Measurement {
   let iters = 1;
+  let t = 0;
   for (;;) {
     const t0 = process.hrtime.bigint();
     op(iters);
-    const t = Number(process.hrtime.bigint() - t0);
-    if (t >= targetNs || iters >= MAX_ITERS) return { nsPerOp: t / iters, iterations: iters, elapsedNs: t };
-    const scale = t > 0 ? Math.min(100, Math.max(2, (1.1 * targetNs) / t)) : 100;
+    t = Number(process.hrtime.bigint() - t0);
+    if (t * 10 >= targetNs || iters >= MAX_ITERS) break;
+    const scale = t > 0 ? Math.min(100, Math.max(2, (1.2 * targetNs) / 10 / t)) : 100;
     iters = Math.min(MAX_ITERS, Math.floor(iters * scale));
   }
+  const rate = t / iters;
+  const finalIters = Math.min(MAX_ITERS, Math.max(1, rate > 0 ? Math.floor(targetNs / rate) : iters));
+  const predicted = rate * finalIters;
+  let best: Measurement | null = null;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const t0 = process.hrtime.bigint();
+    op(finalIters);
+    const tf = Number(process.hrtime.bigint() - t0);
+    if (!best || tf / finalIters < best.nsPerOp) best = { nsPerOp: tf / finalIters, iterations: finalIters, elapsedNs: tf };
+    if (tf <= 3 * predicted) break;
+  }
+  return best!;
 }
 
 export function median(values: readonly number[]): number {
@@ -88,6 +103,12 @@ export function round(value: number | null | undefined, digits = 1): number | nu
   if (value === null || value === undefined || !Number.isFinite(value)) return null;
   const f = 10 ** digits;
   return Math.round(value * f) / f;
+}
+
+/** A positive ratio to 3 significant digits (never rounded to 0), or null. */
+export function sig(value: number | null | undefined, digits = 3): number | null {
+  if (value === null || value === undefined || !Number.isFinite(value)) return null;
+  return Number(value.toPrecision(digits));
 }
 
 /** Fixed-decimal text for a table cell; '-' for null. */

@@ -2,6 +2,8 @@
 // addon (native/bench.cc) and by the same operation driven from JS through
 // the addon, so the difference is the binding tax.
 //
+//   N-API call         a call into the addon that does nothing (JS only): the
+//                      fixed price of crossing the binding
 //   gettid             the bare syscall floor (a JS call of bench.gettid()
 //                      is one N-API call around the same syscall)
 //   wait, idle fds     select / poll / epoll_wait / kevent with N idle fds and
@@ -21,7 +23,7 @@ import { native } from '../native';
 import { ErrnoError } from '../errors';
 import { Poller, backends, Interest, type BackendName } from '../poller';
 import * as sys from '../sys';
-import { linearFit, machineInfo, measure, median, progress, round, type MachineInfo } from './measure';
+import { linearFit, machineInfo, measure, median, progress, round, sig, type MachineInfo } from './measure';
 
 export interface SyscallOptions {
   /** Idle fd counts for the wait rows (default 1, 10, 100, 1000). */
@@ -36,7 +38,7 @@ export interface SyscallOptions {
   progress?: boolean;
 }
 
-export type SyscallOp = 'gettid' | 'wait-idle' | 'uring-nop' | 'pingpong';
+export type SyscallOp = 'napi-call' | 'gettid' | 'wait-idle' | 'uring-nop' | 'pingpong';
 
 export interface SyscallRow {
   op: SyscallOp;
@@ -77,6 +79,7 @@ export interface SyscallReport {
   slopes: SlopeRow[];
   /** The figures the issue's targets are stated in, taken from the rows above. */
   summary: {
+    napiCallNs: number | null;
     syscallFloorNs: number | null;
     gettidTax: number | null;
     epollWaitIdleTax: number | null;
@@ -88,6 +91,7 @@ export interface SyscallReport {
 const B = native.bench as {
   loop(op: string, fds: Int32Array, targetNs: number, backend?: string): Float64Array | number;
   gettid(): number;
+  noop(): number;
   UringNop: new () => { nop(): number; close(): void };
 };
 
@@ -138,8 +142,8 @@ function finish(row: Omit<SyscallRow, 'tax' | 'napiTax'>, c: number[], cb: numbe
     cNs: round(cNs),
     cBackendNs: round(cBackendNs),
     jsNs: round(jsNs),
-    tax: round(ratio(jsNs, cNs), 2),
-    napiTax: round(ratio(jsNs, cBackendNs), 2),
+    tax: sig(ratio(jsNs, cNs)),
+    napiTax: sig(ratio(jsNs, cBackendNs)),
   };
 }
 
@@ -228,6 +232,20 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
   const wanted = options.backends ?? status.map((b) => b.name);
   const fdSetSize: number = native.FD_SETSIZE;
   const rows: SyscallRow[] = [];
+
+  // The price of the crossing alone.
+  {
+    const js: number[] = [];
+    for (let rep = 0; rep < reps; rep++) {
+      js.push(
+        measure((iters) => {
+          for (let i = 0; i < iters; i++) B.noop();
+        }, targetNs).nsPerOp,
+      );
+    }
+    rows.push(finish({ op: 'napi-call', label: 'N-API call, no syscall', cNs: null, cBackendNs: null, jsNs: null }, [], [], js));
+    log(`syscalls: N-API call: JS ${median(js).toFixed(0)} ns`);
+  }
 
   // gettid: the floor.
   {
@@ -361,6 +379,7 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
   }
 
   const gettid = rows.find((r) => r.op === 'gettid');
+  const napi = rows.find((r) => r.op === 'napi-call');
   const epoll = rows.filter((r) => r.op === 'wait-idle' && r.backend === 'epoll' && !r.skipped).sort((a, b) => a.fds! - b.fds!)[0];
   const pp = rows.find((r) => r.op === 'pingpong');
   return {
@@ -370,6 +389,7 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
     rows,
     slopes,
     summary: {
+      napiCallNs: napi?.jsNs ?? null,
       syscallFloorNs: gettid?.cNs ?? null,
       gettidTax: gettid?.tax ?? null,
       epollWaitIdleTax: epoll?.tax ?? null,
