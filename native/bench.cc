@@ -448,107 +448,158 @@ class UringNop : public Napi::ObjectWrap<UringNop> {
 
 // --- the libevent bench.c workload, as a C reference loop ----------------
 //
-// bench.dispatch(backend, fds, active, writes, runs, capacity):
+// new bench.DispatchLoop(backend, fds, active, writes, capacity), then
+// run() once per run, then close().
 //   fds holds n pairs as [read0, write0, read1, write1, ...] (non-blocking).
-//   Each run re-registers every read end (timed apart as setup), drains with
-//   one untimed poll pass, writes one byte into `active` evenly spaced pairs,
-//   then times wait(0) passes until every byte written has been read. Each
-//   readable fd gets one "callback": read one byte, and while the write
-//   budget lasts, write one byte into the next pair (wrapping at n).
-// Returns a Float64Array of runs x [setupNs, dispatchNs, reads, writes,
-// passes], or -errno (-ETIMEDOUT if a run does not converge).
-constexpr int kSampleFields = 5;
+//   A run registers every read end (timed apart as setup), drains with one
+//   untimed wait(0) pass,
+//   writes one byte into `active` pairs spaced n/active apart, then times
+//   wait(0) passes until every byte written has been read. Each readable fd
+//   gets one "callback": read one byte and, while the write budget lasts,
+//   write one byte into the next pair (wrapping at n). Then (untimed) every
+//   read end is removed again.
+//   run() returns a Float64Array [setupNs, dispatchNs, reads, writes,
+//   passes], or -errno (-ETIMEDOUT when a run does not converge).
+// One run at a time from JS lets lib/bench/dispatch.ts interleave the runs
+// of the C loop and of the TypeScript loops, so a busy spell on a shared
+// machine hits both alike.
+class DispatchLoop : public Napi::ObjectWrap<DispatchLoop> {
+ public:
+  static constexpr int kFields = 5;
 
-Napi::Value Dispatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 6 || !info[0].IsString()) return Num(env, -EINVAL);
-  std::vector<int> fds;
-  if (!FdsArg(info[1], &fds) || fds.size() < 2 || fds.size() % 2 != 0) return Num(env, -EINVAL);
-  const int n = static_cast<int>(fds.size() / 2);
-  const int active = Int(info, 2);
-  const int budget = Int(info, 3);
-  const int runs = Int(info, 4);
-  const int capacity = Int(info, 5);
-  if (active < 1 || active > n || budget < 0 || runs < 1 || capacity < 1) return Num(env, -EINVAL);
-
-  const BackendInfo* bi = FindBackend(info[0].As<Napi::String>().Utf8Value());
-  if (bi == nullptr) return Num(env, -EINVAL);
-  int err = 0;
-  std::string reason;
-  std::unique_ptr<Backend> b = bi->create(&err, &reason);
-  if (!b) return Num(env, err < 0 ? err : -ENOSYS);
-
-  int maxfd = 0;
-  for (int fd : fds) {
-    if (fd < 0) return Num(env, -EBADF);
-    if (fd > maxfd) maxfd = fd;
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "DispatchLoop",
+                       {InstanceMethod<&DispatchLoop::Run>("run"),
+                        InstanceMethod<&DispatchLoop::Close>("close")});
   }
-  std::vector<int> index(maxfd + 1, -1);
-  for (int i = 0; i < n; i++) index[fds[2 * i]] = i;
 
-  std::vector<int32_t> out(2 * static_cast<size_t>(capacity));
-  std::vector<double> samples(static_cast<size_t>(runs) * kSampleFields);
-  // A run ends when every byte is read; a backend that loses an event would
-  // spin forever, so the number of passes is bounded.
-  const int64_t max_passes = 100 * (static_cast<int64_t>(active) + budget) + 100000;
-  const char e = 'e';
-  unsigned char ch;
-  bool registered = false;
+  // Throws an Error carrying `errno` when the arguments are unusable or the
+  // backend cannot be created (lib/bench/dispatch.ts validates first).
+  explicit DispatchLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DispatchLoop>(info) {
+    Napi::Env env = info.Env();
+    int rc = Init(info);
+    if (rc < 0) {
+      Napi::Error e = Napi::Error::New(env, reason_.empty() ? strerror(-rc) : reason_);
+      e.Set("errno", Num(env, rc));
+      e.ThrowAsJavaScriptException();
+    }
+  }
 
-  for (int run = 0; run < runs; run++) {
+ private:
+  int Init(const Napi::CallbackInfo& info) {
+    if (info.Length() < 5 || !info[0].IsString()) return -EINVAL;
+    if (!FdsArg(info[1], &fds_) || fds_.size() < 2 || fds_.size() % 2 != 0) return -EINVAL;
+    n_ = static_cast<int>(fds_.size() / 2);
+    active_ = Int(info, 2);
+    budget_ = Int(info, 3);
+    capacity_ = Int(info, 4);
+    if (active_ < 1 || active_ > n_ || budget_ < 0 || capacity_ < 1) return -EINVAL;
+    int maxfd = 0;
+    for (int fd : fds_) {
+      if (fd < 0) return -EBADF;
+      if (fd > maxfd) maxfd = fd;
+    }
+    index_.assign(maxfd + 1, -1);
+    for (int i = 0; i < n_; i++) index_[fds_[2 * i]] = i;
+    const BackendInfo* bi = FindBackend(info[0].As<Napi::String>().Utf8Value());
+    if (bi == nullptr) return -EINVAL;
+    int err = 0;
+    backend_ = bi->create(&err, &reason_);
+    if (!backend_) return err < 0 ? err : -ENOSYS;
+    out_.resize(2 * static_cast<size_t>(capacity_));
+    return 0;
+  }
+
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!backend_) return Num(env, -EBADF);
+    double s[kFields];
+    int rc = RunOnce(s);
+    if (rc < 0) return Num(env, rc);
+    Napi::Float64Array out = Napi::Float64Array::New(env, kFields);
+    memcpy(out.Data(), s, sizeof s);
+    return out;
+  }
+
+  int RunOnce(double* s) {
+    Backend* b = backend_.get();
+    const int n = n_;
     int64_t t0 = NowNs();
     for (int i = 0; i < n; i++) {
-      int r = fds[2 * i];
-      if (registered) b->Remove(r);
-      int rc = b->Add(r, kReadable, kLevel);
-      if (rc < 0) return Num(env, rc);
+      int rc = b->Add(fds_[2 * i], kReadable, kLevel);
+      if (rc < 0) {
+        while (--i >= 0) b->Remove(fds_[2 * i]);
+        return rc;
+      }
     }
-    registered = true;
     int64_t t1 = NowNs();
+    int rc = Dispatch(b, s);
+    // Untimed: the fds leave this backend between runs, so the loop whose
+    // run is interleaved with this one never shares a registered fd.
+    for (int i = 0; i < n; i++) b->Remove(fds_[2 * i]);
+    if (rc < 0) return rc;
+    s[0] = static_cast<double>(t1 - t0);
+    return 0;
+  }
 
-    int k = b->Wait(0, out.data(), capacity);
-    if (k < 0) return Num(env, k);
-    for (int j = 0; j < k; j++) (void)!read(out[2 * j], &ch, 1);
+  // Everything after setup; fills s[1..4].
+  int Dispatch(Backend* b, double* s) {
+    const int n = n_;
+    const int maxfd = static_cast<int>(index_.size()) - 1;
+    const int64_t max_passes = 100 * (static_cast<int64_t>(active_) + budget_) + 100000;
+    const char e = 'e';
+    unsigned char ch;
 
-    int64_t fired = 0, count = 0, writes = budget, wrote = 0, passes = 0;
-    const int space = n / active;
-    for (int i = 0; i < active; i++, fired++) (void)!write(fds[2 * (i * space) + 1], &e, 1);
+    int k = b->Wait(0, out_.data(), capacity_);
+    if (k < 0) return k;
+    for (int j = 0; j < k; j++) (void)!read(out_[2 * j], &ch, 1);
+
+    // A run ends when every byte is read; a backend that lost an event would
+    // spin forever, so the passes are bounded.
+    int64_t fired = 0, count = 0, writes = budget_, wrote = 0, passes = 0;
+    const int space = n / active_;
+    for (int i = 0; i < active_; i++, fired++) (void)!write(fds_[2 * (i * space) + 1], &e, 1);
 
     int64_t t2 = NowNs();
     do {
-      k = b->Wait(0, out.data(), capacity);
-      if (k < 0) return Num(env, k);
+      k = b->Wait(0, out_.data(), capacity_);
+      if (k < 0) return k;
       for (int j = 0; j < k; j++) {
-        int fd = out[2 * j];
-        int idx = fd <= maxfd ? index[fd] : -1;
+        int fd = out_[2 * j];
+        int idx = fd <= maxfd ? index_[fd] : -1;
         if (idx < 0) continue;
         if (read(fd, &ch, 1) == 1) count++;
         if (writes > 0) {
           int next = idx + 1;
           if (next >= n) next -= n;
-          (void)!write(fds[2 * next + 1], &e, 1);
+          (void)!write(fds_[2 * next + 1], &e, 1);
           writes--;
           wrote++;
           fired++;
         }
       }
-      if (++passes > max_passes) return Num(env, -ETIMEDOUT);
+      if (++passes > max_passes) return -ETIMEDOUT;
     } while (count != fired);
     int64_t t3 = NowNs();
-
-    double* s = &samples[static_cast<size_t>(run) * kSampleFields];
-    s[0] = static_cast<double>(t1 - t0);
     s[1] = static_cast<double>(t3 - t2);
     s[2] = static_cast<double>(count);
     s[3] = static_cast<double>(wrote);
     s[4] = static_cast<double>(passes);
+    return 0;
   }
-  for (int i = 0; i < n; i++) b->Remove(fds[2 * i]);
 
-  Napi::Float64Array result = Napi::Float64Array::New(env, samples.size());
-  memcpy(result.Data(), samples.data(), samples.size() * sizeof(double));
-  return result;
-}
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    backend_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<Backend> backend_;
+  std::string reason_;
+  std::vector<int> fds_;
+  std::vector<int> index_;
+  std::vector<int32_t> out_;
+  int n_ = 0, active_ = 0, budget_ = 0, capacity_ = 0;
+};
 
 }  // namespace
 
@@ -558,8 +609,7 @@ void InitBench(Napi::Env env, Napi::Object exports) {
   bench.Set("gettid", Napi::Function::New<GettidJs>(env, "gettid"));
   bench.Set("noop", Napi::Function::New<NoopJs>(env, "noop"));
   bench.Set("UringNop", UringNop::Define(env));
-  bench.Set("dispatch", Napi::Function::New<Dispatch>(env, "dispatch"));
-  bench.Set("dispatchFields", Num(env, kSampleFields));
+  bench.Set("DispatchLoop", DispatchLoop::Define(env));
 #ifdef IOMUX_BENCH_KQUEUE
   bench.Set("hasKevent", Napi::Boolean::New(env, true));
 #else

@@ -121,12 +121,21 @@ describe('iomux bench dispatch', () => {
 describe('dispatch runners', () => {
   it('a TypeScript runner plugs in with one call and is compared with native', () => {
     let calls = 0;
+    let runs = 0;
     registerDispatchRunner('wrapped', (work) => {
       calls++;
-      return pollerRunner(work);
+      const inner = pollerRunner(work);
+      return {
+        run: () => {
+          runs++;
+          return inner.run();
+        },
+        close: () => inner.close(),
+      };
     });
     const report = benchDispatch({ sizes: [6], active: 3, writes: 12, runs: 2, backends: [available[0]], runners: ['native', 'wrapped'] });
     expect(calls).toBe(1);
+    expect(runs).toBe(2);
     expect(report.rows.map((r) => r.runner).sort()).toEqual(['native', 'wrapped']);
     for (const row of report.rows) checkSamples(row.samples, 3, 12, 2);
     expect(report.ratios).toHaveLength(1);
@@ -137,12 +146,15 @@ describe('dispatch runners', () => {
     const [r, w] = sys.socketpair();
     sys.close(r);
     sys.close(w);
-    const closed = Int32Array.of(r, w);
-    expect(() => nativeRunner({ backend: available[0], fds: closed, n: 1, a: 1, w: 1, runs: 1, capacity: 1 })).toThrow(/EBADF/);
-    const dispatch = native.bench.dispatch as (...args: unknown[]) => unknown;
-    expect(dispatch('epoll', Int32Array.of(0, 1), 2, 1, 1, 1)).toBeLessThan(0); // a > n
-    expect(dispatch('epoll', Int32Array.of(0), 1, 1, 1, 1)).toBeLessThan(0); // odd fd count
-    expect(dispatch('nope', Int32Array.of(0, 1), 1, 1, 1, 1)).toBeLessThan(0);
-    expect(dispatch('epoll', [0, 1], 1, 1, 1, 1)).toBeLessThan(0);
+    const session = nativeRunner({ backend: available[0], fds: Int32Array.of(r, w), n: 1, a: 1, w: 1, capacity: 1 });
+    expect(() => session.run()).toThrow(/EBADF/);
+    session.close();
+    expect(() => session.run()).toThrow(/EBADF/);
+    const Loop = native.bench.DispatchLoop as new (...args: unknown[]) => unknown;
+    expect(() => new Loop(available[0], Int32Array.of(0, 1), 2, 1, 1)).toThrow(); // a > n
+    expect(() => new Loop(available[0], Int32Array.of(0), 1, 1, 1)).toThrow(); // odd fd count
+    expect(() => new Loop('nope', Int32Array.of(0, 1), 1, 1, 1)).toThrow();
+    expect(() => new Loop(available[0], [0, 1], 1, 1, 1)).toThrow();
+    expect(() => nativeRunner({ backend: available[0], fds: Int32Array.of(0, -1), n: 1, a: 1, w: 1, capacity: 1 })).toThrow(/EBADF/);
   });
 });

@@ -3,14 +3,14 @@
 //
 // n connected pairs (socketpairs, or pipes with { pipes: true }) each have a
 // persistent, level-triggered read watch. One run:
-//   1. setup (timed apart): every read end is removed (from the second run
-//      on) and registered again;
+//   1. setup (timed apart): every read end is registered;
 //   2. one untimed non-blocking pass drains anything left over;
 //   3. one byte is written into `a` pairs spaced n/a apart (the active ones);
 //   4. dispatch (timed): non-blocking passes (wait with timeout 0) until every
 //      byte written has been read. Each readable fd gets one callback: read
 //      one byte, and while the budget of `w` writes lasts, write one byte into
-//      the next pair (wrapping from the last pair to the first).
+//      the next pair (wrapping from the last pair to the first);
+//   5. (untimed) every read end is removed again.
 // So every run reads a + w bytes (the "events") and writes exactly w more.
 // 25 runs; the report gives the median setup time, the median dispatch time
 // per run, and that divided by the a + w events.
@@ -18,7 +18,10 @@
 // Runners: 'native' is the same algorithm in C (native/bench.cc) over the
 // same Backend objects a Poller wraps; TypeScript runners are registered by
 // name with registerDispatchRunner (today 'poller'; the EventLoop adds its
-// own with one call).
+// own with one call). The runs of all runners on one backend and n are
+// interleaved (run 1 of each, then run 2 of each, ...), so a busy spell on a
+// shared machine falls on all of them alike; step 5 keeps one runner's
+// registrations from adding kernel work to another's run.
 import * as fs from 'node:fs';
 import { native } from '../native';
 import { ErrnoError } from '../errors';
@@ -35,7 +38,6 @@ export interface DispatchWorkload {
   a: number;
   /** Write budget per run. */
   w: number;
-  runs: number;
   /** Events one wait may return (the same for every runner). */
   capacity: number;
 }
@@ -52,42 +54,61 @@ export interface RunSample {
   passes: number;
 }
 
-export type DispatchRunner = (work: DispatchWorkload) => RunSample[];
+/** A runner prepared for one workload: run() does one run (steps 1-5 above). */
+export interface DispatchSession {
+  run(): RunSample;
+  close(): void;
+}
+
+export type DispatchRunner = (work: DispatchWorkload) => DispatchSession;
 
 export interface RunnerInfo {
   name: string;
   lang: 'ts' | 'c';
-  run: DispatchRunner;
+  open: DispatchRunner;
 }
 
 const runners = new Map<string, RunnerInfo>();
 
-/** Adds a TypeScript (or other) runner; `iomux bench dispatch` runs every registered one. */
-export function registerDispatchRunner(name: string, run: DispatchRunner, lang: 'ts' | 'c' = 'ts'): void {
-  runners.set(name, { name, lang, run });
+/** Adds a runner by name; `iomux bench dispatch` runs every registered one. */
+export function registerDispatchRunner(name: string, open: DispatchRunner, lang: 'ts' | 'c' = 'ts'): void {
+  runners.set(name, { name, lang, open });
 }
 
 export function dispatchRunners(): RunnerInfo[] {
   return [...runners.values()];
 }
 
+interface NativeDispatchLoop {
+  run(): Float64Array | number;
+  close(): void;
+}
+
 /** The C reference loop in native/bench.cc. */
 export const nativeRunner: DispatchRunner = (work) => {
-  const r = native.bench.dispatch(work.backend, work.fds, work.a, work.w, work.runs, work.capacity) as Float64Array | number;
-  if (typeof r === 'number') throw new ErrnoError(-r, `bench dispatch (native, ${work.backend})`);
-  const fields: number = native.bench.dispatchFields;
-  const out: RunSample[] = [];
-  for (let i = 0; i < work.runs; i++) {
-    const s = r.subarray(i * fields, (i + 1) * fields);
-    out.push({ setupUs: s[0] / 1e3, dispatchUs: s[1] / 1e3, reads: s[2], writes: s[3], passes: s[4] });
+  let loop: NativeDispatchLoop;
+  try {
+    loop = new native.bench.DispatchLoop(work.backend, work.fds, work.a, work.w, work.capacity);
+  } catch (err) {
+    const e = err as { errno?: number; message?: string };
+    throw new ErrnoError(e.errno ?? 22, `bench dispatch (native, ${work.backend})`, e.message);
   }
-  return out;
+  return {
+    run() {
+      const s = loop.run();
+      if (typeof s === 'number') throw new ErrnoError(-s, `bench dispatch (native, ${work.backend})`);
+      return { setupUs: s[0] / 1e3, dispatchUs: s[1] / 1e3, reads: s[2], writes: s[3], passes: s[4] };
+    },
+    close() {
+      loop.close();
+    },
+  };
 };
 
 const now = () => process.hrtime.bigint();
 
 /** The same algorithm in TypeScript, straight over a Poller: the loop an EventLoop would run, without its bookkeeping. */
-export const pollerRunner: DispatchRunner = ({ backend, fds, n, a, w, runs, capacity }) => {
+export const pollerRunner: DispatchRunner = ({ backend, fds, n, a, w, capacity }) => {
   const poller = new Poller(backend, { capacity });
   let maxFd = 0;
   for (let i = 0; i < fds.length; i++) maxFd = Math.max(maxFd, fds[i]);
@@ -97,56 +118,60 @@ export const pollerRunner: DispatchRunner = ({ backend, fds, n, a, w, runs, capa
   const ch = new Uint8Array(1);
   const e = Uint8Array.of(101);
   const maxPasses = 100 * (a + w) + 100000;
-  const out: RunSample[] = [];
-  let registered = false;
-  try {
-    for (let run = 0; run < runs; run++) {
-      const t0 = now();
-      for (let i = 0; i < n; i++) {
-        if (registered) poller.remove(fds[2 * i]);
-        poller.add(fds[2 * i], Interest.READABLE);
-      }
-      registered = true;
-      const t1 = now();
+  const space = Math.floor(n / a);
 
-      let k = poller.wait(0);
-      for (let j = 0; j < k; j++) sys.read(ev[2 * j], ch);
+  function dispatch(): RunSample {
+    let k = poller.wait(0);
+    for (let j = 0; j < k; j++) sys.read(ev[2 * j], ch);
 
-      let fired = 0;
-      let count = 0;
-      let writes = w;
-      let wrote = 0;
-      let passes = 0;
-      const space = Math.floor(n / a);
-      for (let i = 0; i < a; i++, fired++) sys.write(fds[2 * (i * space) + 1], e);
+    let fired = 0;
+    let count = 0;
+    let writes = w;
+    let wrote = 0;
+    let passes = 0;
+    for (let i = 0; i < a; i++, fired++) sys.write(fds[2 * (i * space) + 1], e);
 
-      const t2 = now();
-      do {
-        k = poller.wait(0);
-        for (let j = 0; j < k; j++) {
-          const fd = ev[2 * j];
-          const idx = fd <= maxFd ? index[fd] : -1;
-          if (idx < 0) continue;
-          if (sys.read(fd, ch) === 1) count++;
-          if (writes > 0) {
-            let next = idx + 1;
-            if (next >= n) next -= n;
-            sys.write(fds[2 * next + 1], e);
-            writes--;
-            wrote++;
-            fired++;
-          }
+    const t2 = now();
+    do {
+      k = poller.wait(0);
+      for (let j = 0; j < k; j++) {
+        const fd = ev[2 * j];
+        const idx = fd <= maxFd ? index[fd] : -1;
+        if (idx < 0) continue;
+        if (sys.read(fd, ch) === 1) count++;
+        if (writes > 0) {
+          let next = idx + 1;
+          if (next >= n) next -= n;
+          sys.write(fds[2 * next + 1], e);
+          writes--;
+          wrote++;
+          fired++;
         }
-        if (++passes > maxPasses) throw new Error(`dispatch on ${backend} did not converge after ${maxPasses} passes`);
-      } while (count !== fired);
-      const t3 = now();
-      out.push({ setupUs: Number(t1 - t0) / 1e3, dispatchUs: Number(t3 - t2) / 1e3, reads: count, writes: wrote, passes });
-    }
-    for (let i = 0; i < n; i++) poller.remove(fds[2 * i]);
-  } finally {
-    poller.close();
+      }
+      if (++passes > maxPasses) throw new Error(`dispatch on ${backend} did not converge after ${maxPasses} passes`);
+    } while (count !== fired);
+    const t3 = now();
+    return { setupUs: 0, dispatchUs: Number(t3 - t2) / 1e3, reads: count, writes: wrote, passes };
   }
-  return out;
+
+  return {
+    run() {
+      const t0 = now();
+      let added = 0;
+      try {
+        for (; added < n; added++) poller.add(fds[2 * added], Interest.READABLE);
+        const t1 = now();
+        const sample = dispatch();
+        sample.setupUs = Number(t1 - t0) / 1e3;
+        return sample;
+      } finally {
+        for (let i = 0; i < added; i++) poller.remove(fds[2 * i]);
+      }
+    },
+    close() {
+      poller.close();
+    },
+  };
 };
 
 registerDispatchRunner('native', nativeRunner, 'c');
@@ -296,9 +321,21 @@ export function benchDispatch(options: DispatchOptions = {}): DispatchReport {
           log(`dispatch: select n=${n}: skipped (FD_SETSIZE)`);
           continue;
         }
-        for (const runner of use) {
-          const work: DispatchWorkload = { backend, fds: pairs.fds, n, a, w, runs, capacity: n };
-          const samples = runner.run(work);
+        const work: DispatchWorkload = { backend, fds: pairs.fds, n, a, w, capacity: n };
+        const sessions: Array<{ runner: RunnerInfo; session: DispatchSession; samples: RunSample[] }> = [];
+        try {
+          for (const runner of use) sessions.push({ runner, session: runner.open(work), samples: [] });
+          // Interleaved, and the order rotates every run.
+          for (let run = 0; run < runs; run++) {
+            for (let j = 0; j < sessions.length; j++) {
+              const s = sessions[(run + j) % sessions.length];
+              s.samples.push(s.session.run());
+            }
+          }
+        } finally {
+          for (const s of sessions) s.session.close();
+        }
+        for (const { runner, samples } of sessions) {
           const row = summarise(backend, runner, n, a, w, samples);
           rows.push(row);
           log(`dispatch: ${backend} n=${n} ${runner.name}: ${runs} runs, median ${row.runUs.toFixed(1)} µs/run, ${row.perEventUs.toFixed(3)} µs/event, setup ${row.setupUs.toFixed(1)} µs`);
