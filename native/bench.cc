@@ -47,6 +47,15 @@ int64_t NowNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// CPU time of the calling thread: unlike the wall clock, it does not count
+// the time another process held the CPU, which on a shared machine is most
+// of the noise.
+int64_t ThreadCpuNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 struct Measurement {
   double ns_per_op = 0;
   int64_t iterations = 0;
@@ -394,6 +403,11 @@ Napi::Value GettidJs(const Napi::CallbackInfo& info) {
   return Num(info.Env(), tid < 0 ? -errno : static_cast<double>(tid));
 }
 
+// bench.threadCpuNs(): CPU time of the calling thread, ns.
+Napi::Value ThreadCpuJs(const Napi::CallbackInfo& info) {
+  return Num(info.Env(), static_cast<double>(ThreadCpuNs()));
+}
+
 // bench.noop(): an N-API call that does nothing: the cost of the call itself.
 Napi::Value NoopJs(const Napi::CallbackInfo& info) { return Num(info.Env(), 0); }
 
@@ -459,13 +473,14 @@ class UringNop : public Napi::ObjectWrap<UringNop> {
 //   write one byte into the next pair (wrapping at n). Then (untimed) every
 //   read end is removed again.
 //   run() returns a Float64Array [setupNs, dispatchNs, reads, writes,
-//   passes], or -errno (-ETIMEDOUT when a run does not converge).
+//   passes, setupCpuNs, dispatchCpuNs] (wall clock, then thread CPU time),
+//   or -errno (-ETIMEDOUT when a run does not converge).
 // One run at a time from JS lets lib/bench/dispatch.ts interleave the runs
 // of the C loop and of the TypeScript loops, so a busy spell on a shared
 // machine hits both alike.
 class DispatchLoop : public Napi::ObjectWrap<DispatchLoop> {
  public:
-  static constexpr int kFields = 5;
+  static constexpr int kFields = 7;
 
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "DispatchLoop",
@@ -524,6 +539,7 @@ class DispatchLoop : public Napi::ObjectWrap<DispatchLoop> {
   int RunOnce(double* s) {
     Backend* b = backend_.get();
     const int n = n_;
+    int64_t c0 = ThreadCpuNs();
     int64_t t0 = NowNs();
     for (int i = 0; i < n; i++) {
       int rc = b->Add(fds_[2 * i], kReadable, kLevel);
@@ -533,16 +549,18 @@ class DispatchLoop : public Napi::ObjectWrap<DispatchLoop> {
       }
     }
     int64_t t1 = NowNs();
+    int64_t c1 = ThreadCpuNs();
     int rc = Dispatch(b, s);
     // Untimed: the fds leave this backend between runs, so the loop whose
     // run is interleaved with this one never shares a registered fd.
     for (int i = 0; i < n; i++) b->Remove(fds_[2 * i]);
     if (rc < 0) return rc;
     s[0] = static_cast<double>(t1 - t0);
+    s[5] = static_cast<double>(c1 - c0);
     return 0;
   }
 
-  // Everything after setup; fills s[1..4].
+  // Everything after setup; fills s[1..4] and s[6].
   int Dispatch(Backend* b, double* s) {
     const int n = n_;
     const int maxfd = static_cast<int>(index_.size()) - 1;
@@ -560,6 +578,7 @@ class DispatchLoop : public Napi::ObjectWrap<DispatchLoop> {
     const int space = n / active_;
     for (int i = 0; i < active_; i++, fired++) (void)!write(fds_[2 * (i * space) + 1], &e, 1);
 
+    int64_t c2 = ThreadCpuNs();
     int64_t t2 = NowNs();
     do {
       k = b->Wait(0, out_.data(), capacity_);
@@ -581,7 +600,9 @@ class DispatchLoop : public Napi::ObjectWrap<DispatchLoop> {
       if (++passes > max_passes) return -ETIMEDOUT;
     } while (count != fired);
     int64_t t3 = NowNs();
+    int64_t c3 = ThreadCpuNs();
     s[1] = static_cast<double>(t3 - t2);
+    s[6] = static_cast<double>(c3 - c2);
     s[2] = static_cast<double>(count);
     s[3] = static_cast<double>(wrote);
     s[4] = static_cast<double>(passes);
@@ -608,6 +629,7 @@ void InitBench(Napi::Env env, Napi::Object exports) {
   bench.Set("loop", Napi::Function::New<Loop>(env, "loop"));
   bench.Set("gettid", Napi::Function::New<GettidJs>(env, "gettid"));
   bench.Set("noop", Napi::Function::New<NoopJs>(env, "noop"));
+  bench.Set("threadCpuNs", Napi::Function::New<ThreadCpuJs>(env, "threadCpuNs"));
   bench.Set("UringNop", UringNop::Define(env));
   bench.Set("DispatchLoop", DispatchLoop::Define(env));
 #ifdef IOMUX_BENCH_KQUEUE

@@ -32,6 +32,8 @@ function checkSamples(samples: RunSample[], a: number, w: number, runs: number):
     expect(s.passes).toBeGreaterThanOrEqual(1);
     positive(s.setupUs);
     positive(s.dispatchUs);
+    positive(s.setupCpuUs);
+    positive(s.dispatchCpuUs);
   }
 }
 
@@ -61,6 +63,10 @@ describe('iomux bench dispatch --json', () => {
           positive(row.runUs);
           positive(row.perEventUs);
           expect(row.perEventUs).toBeCloseTo(row.runUs / (a + w), 2);
+          positive(row.setupCpuUs);
+          positive(row.runCpuUs);
+          positive(row.perEventCpuUs);
+          expect(row.perEventCpuUs).toBeCloseTo(row.runCpuUs / (a + w), 2);
           expect(row.passes).toBeGreaterThanOrEqual(1);
           checkSamples(row.samples, a, w, 3);
         }
@@ -73,6 +79,7 @@ describe('iomux bench dispatch --json', () => {
     expect(report.ratios).toHaveLength(tsRows.length);
     for (const r of report.ratios) {
       positive(r.perEventVsNative);
+      positive(r.perEventCpuVsNative);
       positive(r.setupVsNative);
     }
     for (const b of status.filter((s) => !s.available)) {
@@ -86,8 +93,8 @@ describe('iomux bench dispatch', () => {
     const r = cli(['bench', 'dispatch', '--sizes', '4', '--active', '1', '--writes', '10', '--runs', '2', '--backend', available[0]]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^libevent bench\.c workload: socketpairs, a = 1 active, w = 10 writes, 11 events per run/);
-    expect(r.stdout).toMatch(/backend\s+n\s+runner\s+setup µs\s+run µs\s+µs\/event\s+passes\s+vs native/);
-    expect(r.stdout).toMatch(new RegExp(`${available[0]}\\s+4\\s+poller\\s.*x$`, 'm'));
+    expect(r.stdout).toMatch(/backend\s+n\s+runner\s+setup µs\s+run µs\s+µs\/event\s+vs native\s+cpu µs\/event\s+vs native\s+passes/);
+    expect(r.stdout).toMatch(new RegExp(`^${available[0]}\\s+4\\s+poller\\s.*x\\s.*x\\s+\\d+$`, 'm'));
     expect(r.stderr).toMatch(/^dispatch: \S+ n=4 native: 2 runs/m);
   });
 

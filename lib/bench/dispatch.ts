@@ -42,10 +42,17 @@ export interface DispatchWorkload {
   capacity: number;
 }
 
-/** One run: times in µs, plus the counts that prove the run did the work. */
+/**
+ * One run: times in µs, plus the counts that prove the run did the work.
+ * Each time is taken twice: by the wall clock (CLOCK_MONOTONIC), and as the
+ * CPU time of the thread (CLOCK_THREAD_CPUTIME_ID), which leaves out the time
+ * other processes held the CPU: on a shared machine, the steadier figure.
+ */
 export interface RunSample {
   setupUs: number;
   dispatchUs: number;
+  setupCpuUs: number;
+  dispatchCpuUs: number;
   /** Bytes read during the timed dispatch: a + w. */
   reads: number;
   /** Bytes written by the callbacks: w. */
@@ -97,7 +104,7 @@ export const nativeRunner: DispatchRunner = (work) => {
     run() {
       const s = loop.run();
       if (typeof s === 'number') throw new ErrnoError(-s, `bench dispatch (native, ${work.backend})`);
-      return { setupUs: s[0] / 1e3, dispatchUs: s[1] / 1e3, reads: s[2], writes: s[3], passes: s[4] };
+      return { setupUs: s[0] / 1e3, dispatchUs: s[1] / 1e3, setupCpuUs: s[5] / 1e3, dispatchCpuUs: s[6] / 1e3, reads: s[2], writes: s[3], passes: s[4] };
     },
     close() {
       loop.close();
@@ -106,6 +113,7 @@ export const nativeRunner: DispatchRunner = (work) => {
 };
 
 const now = () => process.hrtime.bigint();
+const cpuNow: () => number = native.bench.threadCpuNs;
 
 /** The same algorithm in TypeScript, straight over a Poller: the loop an EventLoop would run, without its bookkeeping. */
 export const pollerRunner: DispatchRunner = ({ backend, fds, n, a, w, capacity }) => {
@@ -131,6 +139,7 @@ export const pollerRunner: DispatchRunner = ({ backend, fds, n, a, w, capacity }
     let passes = 0;
     for (let i = 0; i < a; i++, fired++) sys.write(fds[2 * (i * space) + 1], e);
 
+    const c2 = cpuNow();
     const t2 = now();
     do {
       k = poller.wait(0);
@@ -151,18 +160,22 @@ export const pollerRunner: DispatchRunner = ({ backend, fds, n, a, w, capacity }
       if (++passes > maxPasses) throw new Error(`dispatch on ${backend} did not converge after ${maxPasses} passes`);
     } while (count !== fired);
     const t3 = now();
-    return { setupUs: 0, dispatchUs: Number(t3 - t2) / 1e3, reads: count, writes: wrote, passes };
+    const c3 = cpuNow();
+    return { setupUs: 0, dispatchUs: Number(t3 - t2) / 1e3, setupCpuUs: 0, dispatchCpuUs: (c3 - c2) / 1e3, reads: count, writes: wrote, passes };
   }
 
   return {
     run() {
+      const c0 = cpuNow();
       const t0 = now();
       let added = 0;
       try {
         for (; added < n; added++) poller.add(fds[2 * added], Interest.READABLE);
         const t1 = now();
+        const c1 = cpuNow();
         const sample = dispatch();
         sample.setupUs = Number(t1 - t0) / 1e3;
+        sample.setupCpuUs = (c1 - c0) / 1e3;
         return sample;
       } finally {
         for (let i = 0; i < added; i++) poller.remove(fds[2 * i]);
@@ -210,6 +223,10 @@ export interface DispatchRow {
   runUs: number;
   /** runUs / events. */
   perEventUs: number;
+  /** The same three in thread CPU time. */
+  setupCpuUs: number;
+  runCpuUs: number;
+  perEventCpuUs: number;
   /** Median non-blocking passes per run. */
   passes: number;
   /** Every run: the raw times and counts. */
@@ -226,8 +243,10 @@ export interface DispatchRatio {
   backend: BackendName;
   n: number;
   runner: string;
-  /** runner per-event cost / native per-event cost, same backend, same n, same run of the command. */
+  /** runner per-event cost / native per-event cost, same backend, same n, same run of the command (wall clock). */
   perEventVsNative: number;
+  /** The same in thread CPU time. */
+  perEventCpuVsNative: number;
   setupVsNative: number;
 }
 
@@ -356,6 +375,7 @@ export function benchDispatch(options: DispatchOptions = {}): DispatchReport {
       n: row.n,
       runner: row.runner,
       perEventVsNative: sig(row.perEventUs / ref.perEventUs)!,
+      perEventCpuVsNative: sig(row.perEventCpuUs / ref.perEventCpuUs)!,
       setupVsNative: sig(row.setupUs / ref.setupUs)!,
     });
   }
@@ -376,6 +396,7 @@ function summarise(backend: BackendName, runner: RunnerInfo, n: number, a: numbe
     }
   }
   const runUs = median(samples.map((s) => s.dispatchUs));
+  const runCpuUs = median(samples.map((s) => s.dispatchCpuUs));
   return {
     backend,
     runner: runner.name,
@@ -388,7 +409,16 @@ function summarise(backend: BackendName, runner: RunnerInfo, n: number, a: numbe
     setupUs: round(median(samples.map((s) => s.setupUs)), 2)!,
     runUs: round(runUs, 2)!,
     perEventUs: round(runUs / (a + w), 4)!,
+    setupCpuUs: round(median(samples.map((s) => s.setupCpuUs)), 2)!,
+    runCpuUs: round(runCpuUs, 2)!,
+    perEventCpuUs: round(runCpuUs / (a + w), 4)!,
     passes: median(samples.map((s) => s.passes)),
-    samples: samples.map((s) => ({ ...s, setupUs: round(s.setupUs, 2)!, dispatchUs: round(s.dispatchUs, 2)! })),
+    samples: samples.map((s) => ({
+      ...s,
+      setupUs: round(s.setupUs, 2)!,
+      dispatchUs: round(s.dispatchUs, 2)!,
+      setupCpuUs: round(s.setupCpuUs, 2)!,
+      dispatchCpuUs: round(s.dispatchCpuUs, 2)!,
+    })),
   };
 }

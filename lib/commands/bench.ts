@@ -222,7 +222,7 @@ at the largest n that fits, and that n is then run on every backend as well.
 
 export function dispatchText(r: DispatchReport): string {
   const p = r.params;
-  const rows = [['backend', 'n', 'runner', 'setup µs', 'run µs', 'µs/event', 'passes', 'vs native']];
+  const rows = [['backend', 'n', 'runner', 'setup µs', 'run µs', 'µs/event', 'vs native', 'cpu µs/event', 'vs native', 'passes']];
   for (const row of r.rows) {
     const ratio = r.ratios.find((x) => x.backend === row.backend && x.n === row.n && x.runner === row.runner);
     rows.push([
@@ -232,15 +232,18 @@ export function dispatchText(r: DispatchReport): string {
       fmt(row.setupUs, 1),
       fmt(row.runUs, 1),
       fmt(row.perEventUs, 3),
-      String(row.passes),
       ratio ? `${fmt(ratio.perEventVsNative, 2)}x` : '',
+      fmt(row.perEventCpuUs, 3),
+      ratio ? `${fmt(ratio.perEventCpuVsNative, 2)}x` : '',
+      String(row.passes),
     ]);
   }
   const notes = r.skipped.map((s) => `${s.backend}${s.n ? ` n=${s.n}` : ''}: not run: ${s.reason}`);
   return (
     `libevent bench.c workload: ${p.transport}s, a = ${p.a} active, w = ${p.w} writes, ${p.a + p.w} events per run; ` +
     `median of ${p.runs} runs; ${machineLine(r.machine)}\n` +
-    `"vs native": per-event cost of the runner / the C loop on the same backend and n, in this run\n\n` +
+    `times by the wall clock, and "cpu" by the thread's CPU time (leaves out time other processes held the CPU);\n` +
+    `"vs native": per-event cost of the runner / the C loop on the same backend and n, runs interleaved\n\n` +
     table(rows) +
     (notes.length ? '\n' + notes.join('\n') + '\n' : '')
   );
