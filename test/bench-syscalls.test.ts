@@ -44,6 +44,13 @@ describe('iomux bench syscalls --json', () => {
       positive(row.jsNs);
       positive(row.tax);
       expect(closeRatio(row.tax, row.jsNs / row.cNs)).toBe(true);
+      if (op === 'gettid') {
+        positive(row.cCpuNs);
+        positive(row.jsCpuNs);
+        positive(row.taxCpu);
+      } else {
+        expect(row.cCpuNs).toBeNull(); // a ping-pong's cost is waiting, not CPU
+      }
     }
     const nop = report.rows.find((r: { op: string }) => r.op === 'uring-nop');
     expect(nop).toBeDefined();
@@ -60,6 +67,7 @@ describe('iomux bench syscalls --json', () => {
   it('has the N-API call row, measured from JS only', () => {
     const row = report.rows.find((r: { op: string }) => r.op === 'napi-call');
     positive(row.jsNs);
+    positive(row.jsCpuNs);
     expect(row.cNs).toBeNull();
     expect(row.tax).toBeNull();
   });
@@ -77,6 +85,9 @@ describe('iomux bench syscalls --json', () => {
         positive(r.jsNs);
         positive(r.cBackendNs);
         positive(r.napiTax);
+        positive(r.jsCpuNs);
+        positive(r.cBackendCpuNs);
+        positive(r.napiTaxCpu);
         if (b.name === 'io_uring') {
           expect(r.cNs).toBeNull();
           expect(r.note).toMatch(/no syscall/);
@@ -84,6 +95,8 @@ describe('iomux bench syscalls --json', () => {
           positive(r.cNs);
           positive(r.tax);
           expect(closeRatio(r.tax, r.jsNs / r.cNs)).toBe(true);
+          positive(r.cCpuNs);
+          positive(r.taxCpu);
         }
       }
     }
@@ -92,14 +105,18 @@ describe('iomux bench syscalls --json', () => {
   it('fits a cost slope per idle fd for each available backend, and fills the summary', () => {
     expect(report.slopes.map((s: { backend: string }) => s.backend)).toEqual(available);
     for (const s of report.slopes) {
-      for (const k of ['cBackendNsPerFd', 'jsNsPerFd']) expect(Number.isFinite(s[k])).toBe(true);
+      for (const k of ['cBackendNsPerFd', 'jsNsPerFd', 'jsCpuNsPerFd']) expect(Number.isFinite(s[k])).toBe(true);
     }
     positive(report.summary.napiCallNs);
     positive(report.summary.syscallFloorNs);
     positive(report.summary.gettidTax);
+    positive(report.summary.gettidTaxCpu);
     positive(report.summary.contextSwitchNs);
     positive(report.summary.contextSwitchJsNs);
-    if (available.includes('epoll')) positive(report.summary.epollWaitIdleTax);
+    if (available.includes('epoll')) {
+      positive(report.summary.epollWaitIdleTax);
+      positive(report.summary.epollWaitIdleTaxCpu);
+    }
   });
 });
 
@@ -108,7 +125,7 @@ describe('iomux bench syscalls', () => {
     const r = cli(['bench', 'syscalls', ...TINY]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^ns per call/);
-    expect(r.stdout).toMatch(/operation\s+fds\s+C raw ns\s+C backend ns\s+JS ns\s+JS\/C raw\s+JS\/C backend/);
+    expect(r.stdout).toMatch(/operation\s+fds\s+C raw ns\s+C backend ns\s+JS ns\s+JS\/C raw\s+JS\/C backend\s+cpu: JS\/C raw\s+JS\/C backend/);
     expect(r.stdout).toMatch(/gettid \(bare syscall\)/);
     expect(r.stdout).toMatch(/pipe ping-pong/);
     expect(r.stdout).toMatch(/cost per idle fd/);
@@ -164,5 +181,6 @@ describe('native bench loops on bad input', () => {
     expect(r[1]).toBeGreaterThanOrEqual(1);
     expect(r[2]).toBeGreaterThan(0);
     expect(r[0]).toBeCloseTo(r[2] / r[1], 3);
+    positive(r[3]);
   });
 });

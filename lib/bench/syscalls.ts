@@ -58,6 +58,12 @@ export interface SyscallRow {
   tax: number | null;
   /** jsNs / cBackendNs: what N-API and the TypeScript wrapper add to the same native call. */
   napiTax: number | null;
+  /** The same figures in CPU time of the measuring thread (null for the ping-pong, whose cost is waiting). */
+  cCpuNs: number | null;
+  cBackendCpuNs: number | null;
+  jsCpuNs: number | null;
+  taxCpu: number | null;
+  napiTaxCpu: number | null;
   /** Set when the row could not be measured here, with the reason. */
   skipped?: string;
   note?: string;
@@ -65,10 +71,13 @@ export interface SyscallRow {
 
 export interface SlopeRow {
   backend: BackendName;
-  /** ns added per idle fd, least squares over the fd counts measured. */
+  /** ns added per idle fd, least squares over the fd counts measured (wall clock). */
   cNsPerFd: number | null;
   cBackendNsPerFd: number | null;
   jsNsPerFd: number | null;
+  /** The same from the CPU-time figures. */
+  cCpuNsPerFd: number | null;
+  jsCpuNsPerFd: number | null;
 }
 
 export interface SyscallReport {
@@ -82,7 +91,9 @@ export interface SyscallReport {
     napiCallNs: number | null;
     syscallFloorNs: number | null;
     gettidTax: number | null;
+    gettidTaxCpu: number | null;
     epollWaitIdleTax: number | null;
+    epollWaitIdleTaxCpu: number | null;
     contextSwitchNs: number | null;
     contextSwitchJsNs: number | null;
   };
@@ -95,10 +106,21 @@ const B = native.bench as {
   UringNop: new () => { nop(): number; close(): void };
 };
 
-function cLoop(op: string, fds: number[], targetNs: number, backend?: string): number {
+/** A figure and its CPU-time twin, ns per op. */
+interface Sample {
+  ns: number;
+  cpu: number;
+}
+
+function cLoop(op: string, fds: number[], targetNs: number, backend?: string): Sample {
   const r = B.loop(op, Int32Array.from(fds), targetNs, backend);
   if (typeof r === 'number') throw new ErrnoError(-r, `bench ${op}${backend ? ` (${backend})` : ''}`);
-  return r[0];
+  return { ns: r[0], cpu: r[3] };
+}
+
+function jsLoop(op: (iters: number) => void, targetNs: number, divide = 1): Sample {
+  const m = measure(op, targetNs);
+  return { ns: m.nsPerOp / divide, cpu: m.cpuNsPerOp / divide };
 }
 
 const RAW_LABEL: Record<BackendName, string> = {
@@ -106,7 +128,7 @@ const RAW_LABEL: Record<BackendName, string> = {
   poll: 'poll',
   epoll: 'epoll_wait',
   kqueue: 'kevent',
-  io_uring: 'io_uring (poll backend)',
+  io_uring: 'io_uring poll',
 };
 
 /** N idle fds: dups of one pipe's read end whose write end stays open, so none is ever ready. */
@@ -133,10 +155,16 @@ function ratio(a: number | null, b: number | null): number | null {
   return a !== null && b !== null && b > 0 ? a / b : null;
 }
 
-function finish(row: Omit<SyscallRow, 'tax' | 'napiTax'>, c: number[], cb: number[], js: number[]): SyscallRow {
-  const cNs = c.length ? median(c) : null;
-  const cBackendNs = cb.length ? median(cb) : null;
-  const jsNs = js.length ? median(js) : null;
+type Figures = 'cNs' | 'cBackendNs' | 'jsNs' | 'tax' | 'napiTax' | 'cCpuNs' | 'cBackendCpuNs' | 'jsCpuNs' | 'taxCpu' | 'napiTaxCpu';
+
+function finish(row: Omit<SyscallRow, Figures>, c: Sample[], cb: Sample[], js: Sample[], cpu = true): SyscallRow {
+  const med = (xs: Sample[], k: keyof Sample) => (xs.length ? median(xs.map((x) => x[k])) : null);
+  const cNs = med(c, 'ns');
+  const cBackendNs = med(cb, 'ns');
+  const jsNs = med(js, 'ns');
+  const cCpuNs = cpu ? med(c, 'cpu') : null;
+  const cBackendCpuNs = cpu ? med(cb, 'cpu') : null;
+  const jsCpuNs = cpu ? med(js, 'cpu') : null;
   return {
     ...row,
     cNs: round(cNs),
@@ -144,7 +172,16 @@ function finish(row: Omit<SyscallRow, 'tax' | 'napiTax'>, c: number[], cb: numbe
     jsNs: round(jsNs),
     tax: sig(ratio(jsNs, cNs)),
     napiTax: sig(ratio(jsNs, cBackendNs)),
+    cCpuNs: round(cCpuNs),
+    cBackendCpuNs: round(cBackendCpuNs),
+    jsCpuNs: round(jsCpuNs),
+    taxCpu: sig(ratio(jsCpuNs, cCpuNs)),
+    napiTaxCpu: sig(ratio(jsCpuNs, cBackendCpuNs)),
   };
+}
+
+function skippedRow(row: Omit<SyscallRow, Figures>): SyscallRow {
+  return finish(row, [], [], []);
 }
 
 /** Where the compiled sys module lives, for the ping-pong worker (it cannot load TypeScript). */
@@ -181,23 +218,28 @@ async function pingPongRow(targetNs: number, reps: number, log: (s: string) => v
   const [b0, b1] = sys.pipe({ nonblocking: false });
   const worker = new Worker(ECHO_WORKER, { eval: true, workerData: { sysPath: sysModulePath(), rd: a0, wr: b1 } });
   const exited = once(worker, 'exit');
-  const c: number[] = [];
-  const js: number[] = [];
+  const c: Sample[] = [];
+  const js: Sample[] = [];
   try {
     await once(worker, 'message');
     const x = Uint8Array.of(120);
     const buf = new Uint8Array(1);
     for (let rep = 0; rep < reps; rep++) {
       c.push(cLoop('pingpong', [], targetNs));
-      const m = measure((iters) => {
-        for (let i = 0; i < iters; i++) {
-          sys.write(a1, x);
-          if (sys.read(b0, buf) !== 1) throw new Error('ping-pong worker stopped echoing');
-        }
-      }, targetNs);
-      js.push(m.nsPerOp / 2);
+      js.push(
+        jsLoop(
+          (iters) => {
+            for (let i = 0; i < iters; i++) {
+              sys.write(a1, x);
+              if (sys.read(b0, buf) !== 1) throw new Error('ping-pong worker stopped echoing');
+            }
+          },
+          targetNs,
+          2,
+        ),
+      );
     }
-    log(`syscalls: ${label}: C ${median(c).toFixed(0)} ns, JS ${median(js).toFixed(0)} ns`);
+    log(`syscalls: ${label}: C ${c.length ? median(c.map((v) => v.ns)).toFixed(0) : '-'} ns, JS ${js.length ? median(js.map((v) => v.ns)).toFixed(0) : '-'} ns`);
   } finally {
     try {
       sys.write(a1, Uint8Array.of(0));
@@ -214,12 +256,7 @@ async function pingPongRow(targetNs: number, reps: number, log: (s: string) => v
       }
     }
   }
-  return finish(
-    { op: 'pingpong', label, cNs: null, cBackendNs: null, jsNs: null, note: 'C: two native threads; JS: main thread and a worker_thread with sys.read/sys.write' },
-    c,
-    [],
-    js,
-  );
+  return finish({ op: 'pingpong', label, note: 'C: two native threads; JS: main thread and a worker_thread with sys.read/sys.write' }, c, [], js, false);
 }
 
 export async function benchSyscalls(options: SyscallOptions = {}): Promise<SyscallReport> {
@@ -233,50 +270,42 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
   const fdSetSize: number = native.FD_SETSIZE;
   const rows: SyscallRow[] = [];
 
+  const nsOf = (xs: Sample[]) => median(xs.map((x) => x.ns)).toFixed(0);
+
   // The price of the crossing alone.
   {
-    const js: number[] = [];
+    const js: Sample[] = [];
     for (let rep = 0; rep < reps; rep++) {
       js.push(
-        measure((iters) => {
+        jsLoop((iters) => {
           for (let i = 0; i < iters; i++) B.noop();
-        }, targetNs).nsPerOp,
+        }, targetNs),
       );
     }
-    rows.push(finish({ op: 'napi-call', label: 'N-API call, no syscall', cNs: null, cBackendNs: null, jsNs: null }, [], [], js));
-    log(`syscalls: N-API call: JS ${median(js).toFixed(0)} ns`);
+    rows.push(finish({ op: 'napi-call', label: 'N-API call, no syscall' }, [], [], js));
+    log(`syscalls: N-API call: JS ${nsOf(js)} ns`);
   }
 
   // gettid: the floor.
   {
-    const c: number[] = [];
-    const js: number[] = [];
+    const c: Sample[] = [];
+    const js: Sample[] = [];
     for (let rep = 0; rep < reps; rep++) {
       c.push(cLoop('gettid', [], targetNs));
       js.push(
-        measure((iters) => {
+        jsLoop((iters) => {
           for (let i = 0; i < iters; i++) B.gettid();
-        }, targetNs).nsPerOp,
+        }, targetNs),
       );
     }
-    rows.push(finish({ op: 'gettid', label: 'gettid (bare syscall)', cNs: null, cBackendNs: null, jsNs: null }, c, [], js));
-    log(`syscalls: gettid: C ${median(c).toFixed(0)} ns, JS ${median(js).toFixed(0)} ns`);
+    rows.push(finish({ op: 'gettid', label: 'gettid (bare syscall)' }, c, [], js));
+    log(`syscalls: gettid: C ${nsOf(c)} ns, JS ${nsOf(js)} ns`);
   }
 
   // wait(0) over idle fds, every backend.
   for (const b of status) {
     if (!wanted.includes(b.name) || b.available) continue;
-    rows.push({
-      op: 'wait-idle',
-      label: `${RAW_LABEL[b.name]}, nothing ready`,
-      backend: b.name,
-      cNs: null,
-      cBackendNs: null,
-      jsNs: null,
-      tax: null,
-      napiTax: null,
-      skipped: b.reason ?? 'unavailable',
-    });
+    rows.push(skippedRow({ op: 'wait-idle', label: `${RAW_LABEL[b.name]}, nothing ready`, backend: b.name, skipped: b.reason ?? 'unavailable' }));
   }
   const live = status.filter((b) => b.available && wanted.includes(b.name)).map((b) => b.name);
   for (const count of fdCounts) {
@@ -284,9 +313,9 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
     try {
       for (const backend of live) {
         const fds = backend === 'select' ? idle.fds.filter((fd) => fd < fdSetSize) : idle.fds;
-        const c: number[] = [];
-        const cb: number[] = [];
-        const js: number[] = [];
+        const c: Sample[] = [];
+        const cb: Sample[] = [];
+        const js: Sample[] = [];
         const poller = new Poller(backend);
         try {
           for (const fd of fds) poller.add(fd, Interest.READABLE);
@@ -294,28 +323,15 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
             if (backend !== 'io_uring') c.push(cLoop(backend, fds, targetNs));
             cb.push(cLoop('backend', fds, targetNs, backend));
             js.push(
-              measure((iters) => {
+              jsLoop((iters) => {
                 for (let i = 0; i < iters; i++) poller.wait(0);
-              }, targetNs).nsPerOp,
+              }, targetNs),
             );
           }
         } finally {
           poller.close();
         }
-        const row = finish(
-          {
-            op: 'wait-idle',
-            label: `${RAW_LABEL[backend]}, nothing ready`,
-            backend,
-            fds: fds.length,
-            cNs: null,
-            cBackendNs: null,
-            jsNs: null,
-          },
-          c,
-          cb,
-          js,
-        );
+        const row = finish({ op: 'wait-idle', label: `${RAW_LABEL[backend]}, nothing ready`, backend, fds: fds.length }, c, cb, js);
         if (fds.length < count) {
           row.requestedFds = count;
           row.note = `capped: select cannot watch fd >= FD_SETSIZE (${fdSetSize})`;
@@ -335,33 +351,24 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
   const uring = status.find((b) => b.name === 'io_uring');
   if (uring?.available) {
     const ring = new B.UringNop();
-    const c: number[] = [];
-    const js: number[] = [];
+    const c: Sample[] = [];
+    const js: Sample[] = [];
     try {
       for (let rep = 0; rep < reps; rep++) {
         c.push(cLoop('uring-nop', [], targetNs));
         js.push(
-          measure((iters) => {
+          jsLoop((iters) => {
             for (let i = 0; i < iters; i++) if (ring.nop() !== 0) throw new Error('io_uring NOP failed');
-          }, targetNs).nsPerOp,
+          }, targetNs),
         );
       }
     } finally {
       ring.close();
     }
-    rows.push(finish({ op: 'uring-nop', label: 'io_uring NOP submit+wait', cNs: null, cBackendNs: null, jsNs: null }, c, [], js));
-    log(`syscalls: io_uring NOP: C ${median(c).toFixed(0)} ns, JS ${median(js).toFixed(0)} ns`);
+    rows.push(finish({ op: 'uring-nop', label: 'io_uring NOP submit+wait' }, c, [], js));
+    log(`syscalls: io_uring NOP: C ${nsOf(c)} ns, JS ${nsOf(js)} ns`);
   } else {
-    rows.push({
-      op: 'uring-nop',
-      label: 'io_uring NOP submit+wait',
-      cNs: null,
-      cBackendNs: null,
-      jsNs: null,
-      tax: null,
-      napiTax: null,
-      skipped: uring?.reason ?? 'unavailable',
-    });
+    rows.push(skippedRow({ op: 'uring-nop', label: 'io_uring NOP submit+wait', skipped: uring?.reason ?? 'unavailable' }));
   }
 
   rows.push(await pingPongRow(targetNs, reps, log));
@@ -375,7 +382,14 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
       if (ys.some((y) => y === null)) return null;
       return round(linearFit(xs, ys as number[]).slope, 3);
     };
-    slopes.push({ backend, cNsPerFd: fit((r) => r.cNs), cBackendNsPerFd: fit((r) => r.cBackendNs), jsNsPerFd: fit((r) => r.jsNs) });
+    slopes.push({
+      backend,
+      cNsPerFd: fit((r) => r.cNs),
+      cBackendNsPerFd: fit((r) => r.cBackendNs),
+      jsNsPerFd: fit((r) => r.jsNs),
+      cCpuNsPerFd: fit((r) => r.cCpuNs),
+      jsCpuNsPerFd: fit((r) => r.jsCpuNs),
+    });
   }
 
   const gettid = rows.find((r) => r.op === 'gettid');
@@ -392,7 +406,9 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
       napiCallNs: napi?.jsNs ?? null,
       syscallFloorNs: gettid?.cNs ?? null,
       gettidTax: gettid?.tax ?? null,
+      gettidTaxCpu: gettid?.taxCpu ?? null,
       epollWaitIdleTax: epoll?.tax ?? null,
+      epollWaitIdleTaxCpu: epoll?.taxCpu ?? null,
       contextSwitchNs: pp?.cNs ?? null,
       contextSwitchJsNs: pp?.jsNs ?? null,
     },

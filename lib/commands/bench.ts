@@ -111,7 +111,7 @@ idle fd for each backend (least squares over the fd counts).
 };
 
 export function syscallsText(r: SyscallReport): string {
-  const rows = [['operation', 'fds', 'C raw ns', 'C backend ns', 'JS ns', 'JS/C raw', 'JS/C backend']];
+  const rows = [['operation', 'fds', 'C raw ns', 'C backend ns', 'JS ns', 'JS/C raw', 'JS/C backend', 'cpu: JS/C raw', 'JS/C backend']];
   const notes: string[] = [];
   for (const row of r.rows) {
     if (row.skipped) {
@@ -126,14 +126,17 @@ export function syscallsText(r: SyscallReport): string {
       fmt(row.jsNs),
       fmt(row.tax, 2),
       fmt(row.napiTax, 2),
+      fmt(row.taxCpu, 2),
+      fmt(row.napiTaxCpu, 2),
     ]);
     if (row.requestedFds) notes.push(`* ${row.backend}: ${row.fds} fds instead of ${row.requestedFds}: ${row.note}`);
-    else if (row.note && row.backend === 'io_uring' && !notes.some((n) => n.startsWith('io_uring'))) notes.push(`io_uring: ${row.note}`);
+    else if (row.note && row.backend === 'io_uring' && !notes.some((n) => n.startsWith('io_uring'))) notes.push(`io_uring poll: ${row.note}`);
   }
-  const slopes = [['cost per idle fd', 'C raw ns/fd', 'C backend ns/fd', 'JS ns/fd']];
-  for (const s of r.slopes) slopes.push([s.backend, fmt(s.cNsPerFd, 2), fmt(s.cBackendNsPerFd, 2), fmt(s.jsNsPerFd, 2)]);
+  const slopes = [['cost per idle fd', 'C raw ns/fd', 'C backend ns/fd', 'JS ns/fd', 'cpu: C raw ns/fd', 'JS ns/fd']];
+  for (const s of r.slopes) slopes.push([s.backend, fmt(s.cNsPerFd, 2), fmt(s.cBackendNsPerFd, 2), fmt(s.jsNsPerFd, 2), fmt(s.cCpuNsPerFd, 2), fmt(s.jsCpuNsPerFd, 2)]);
   return (
-    `ns per call, median of ${r.params.reps} batches of >= ${r.params.targetMs} ms; ${machineLine(r.machine)}\n\n` +
+    `ns per call (wall clock), median of ${r.params.reps} batches of >= ${r.params.targetMs} ms; ${machineLine(r.machine)}\n` +
+    `"cpu:" the same ratios from the thread's CPU time, which leaves out time other processes held the CPU\n\n` +
     table(rows) +
     '\n' +
     table(slopes) +
