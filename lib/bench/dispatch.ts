@@ -73,13 +73,15 @@ export interface RunnerInfo {
   name: string;
   lang: 'ts' | 'c';
   open: DispatchRunner;
+  /** One line for --help. */
+  description: string;
 }
 
 const runners = new Map<string, RunnerInfo>();
 
 /** Adds a runner by name; `iomux bench dispatch` runs every registered one. */
-export function registerDispatchRunner(name: string, open: DispatchRunner, lang: 'ts' | 'c' = 'ts'): void {
-  runners.set(name, { name, lang, open });
+export function registerDispatchRunner(name: string, open: DispatchRunner, lang: 'ts' | 'c' = 'ts', description = `the algorithm in ${lang === 'c' ? 'C' : 'TypeScript'}`): void {
+  runners.set(name, { name, lang, open, description });
 }
 
 export function dispatchRunners(): RunnerInfo[] {
@@ -187,8 +189,8 @@ export const pollerRunner: DispatchRunner = ({ backend, fds, n, a, w, capacity }
   };
 };
 
-registerDispatchRunner('native', nativeRunner, 'c');
-registerDispatchRunner('poller', pollerRunner, 'ts');
+registerDispatchRunner('native', nativeRunner, 'c', 'the algorithm in C (in the addon) over the same Backend objects');
+registerDispatchRunner('poller', pollerRunner, 'ts', 'the algorithm in TypeScript over a Poller, with sys.read/sys.write');
 
 export interface DispatchOptions {
   /** Pair counts (default 100, 1000, 9000). */

@@ -72,9 +72,13 @@ both and the binding tax (JS / C):
                        per one-way trip (round trip / 2): a context switch
                        when both threads share a CPU (run under taskset -c 1)
 
-Each figure is the median of --reps timed batches; each batch is
-auto-calibrated to last at least --target-ms. Also prints the cost slope per
-idle fd for each backend (least squares over the fd counts).
+Also an N-API call that does nothing (JS only): the fixed price of the
+crossing. Each figure is the median of --reps timed batches; each batch is
+auto-calibrated to last --target-ms. Times are wall clock (CLOCK_MONOTONIC);
+the "cpu:" columns give the same ratios from the thread's CPU time
+(CLOCK_THREAD_CPUTIME_ID), which leaves out time other processes held the
+CPU. Also prints the cost slope per idle fd for each backend (least squares
+over the fd counts).
 
   --json           print one JSON object instead of the table
   --quick          fewer fd counts, shorter batches (finishes in seconds)
@@ -159,16 +163,18 @@ byte into the next pair (wrapping). A active pairs get the first byte; W
 writes in all. Per run, registering all n read ends (setup) is timed apart
 from the dispatch, which runs non-blocking waits until every byte written has
 been read: A + W events. R runs; the median µs per run and per event are
-reported, for each available backend and each runner:
+reported, for each available backend and each runner, by the wall clock
+and by the thread's CPU time:
 
-  native   the algorithm in C (in the addon) over the same Backend objects
 ${dispatchRunners()
-  .filter((r) => r.lang === 'ts')
-  .map((r) => `  ${r.name.padEnd(8)} the algorithm in TypeScript`)
+  .map((r) => `  ${r.name.padEnd(8)} ${r.description}`)
   .join('\n')}
 
-select cannot watch fds >= FD_SETSIZE; n pairs need 2n fds, so select stops
-at the largest n that fits, and that n is then run on every backend as well.
+The runs of the runners are interleaved (run 1 of each, run 2 of each, ...)
+so a busy spell on a shared machine falls on all of them alike, and each run
+removes its registrations afterwards (untimed). select cannot watch fds >=
+FD_SETSIZE; n pairs need 2n fds, so select stops at the largest n that fits,
+and that n is then run on every backend as well.
 
   --json          print one JSON object instead of the table
   --quick         --sizes 100,1000 --runs 5 (finishes in seconds)
