@@ -5,12 +5,11 @@
 // Poller uses (lib/bench/dispatch.ts runs the TypeScript side).
 //
 // Every loop is auto-calibrated (see Measure): growing batches estimate the
-// rate, then one batch sized to last the target duration is timed. Timing
-// is CLOCK_MONOTONIC. Nothing here throws
-// for a syscall failure: -errno comes back to TypeScript.
+// rate, then one batch sized to last the target duration is timed, by
+// CLOCK_MONOTONIC and by the thread's CPU clock. Nothing here throws for a
+// syscall failure: -errno comes back to TypeScript.
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
 #include <time.h>
