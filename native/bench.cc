@@ -416,6 +416,70 @@ Napi::Value ThreadCpuJs(const Napi::CallbackInfo& info) {
   return Num(info.Env(), static_cast<double>(ThreadCpuNs()));
 }
 
+// bench.leanWait(backend, fds, events): { wait(timeoutMs), close() } over a
+// Backend of its own watching fds, the leanest binding N-API allows: the
+// events Int32Array is bound once, and the Backend travels as the
+// function's data pointer (no ObjectWrap unwrap, one argument to convert).
+// It measures what a Poller.wait could cost, next to what it does cost.
+// Returns the object, or -errno.
+struct LeanWaiter {
+  std::unique_ptr<Backend> backend;
+  Napi::Reference<Napi::Int32Array> events;
+  int32_t* out = nullptr;
+  int capacity = 0;
+};
+using LeanRef = std::shared_ptr<LeanWaiter>;  // one per function, each finalized
+
+Napi::Value LeanWaitCall(const Napi::CallbackInfo& info) {
+  LeanWaiter* w = static_cast<LeanRef*>(info.Data())->get();
+  if (!w->backend) return Num(info.Env(), -EBADF);
+  int timeout = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  return Num(info.Env(), w->backend->Wait(timeout, w->out, w->capacity));
+}
+
+Napi::Value LeanCloseCall(const Napi::CallbackInfo& info) {
+  LeanWaiter* w = static_cast<LeanRef*>(info.Data())->get();
+  w->backend.reset();
+  w->events.Reset();
+  w->out = nullptr;
+  return info.Env().Undefined();
+}
+
+Napi::Function LeanFunction(Napi::Env env, const char* name, Napi::Function::Callback cb, const LeanRef& ref) {
+  auto* data = new LeanRef(ref);
+  Napi::Function fn = Napi::Function::New(env, cb, name, data);
+  fn.AddFinalizer([](Napi::Env, LeanRef* d) { delete d; }, data);
+  return fn;
+}
+
+Napi::Value LeanWait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString()) return Num(env, -EINVAL);
+  std::vector<int> fds;
+  if (!FdsArg(info[1], &fds) || !info[2].IsTypedArray()) return Num(env, -EINVAL);
+  if (info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) return Num(env, -EINVAL);
+  Napi::Int32Array events = info[2].As<Napi::Int32Array>();
+  if (events.ElementLength() < 2) return Num(env, -EINVAL);
+  const BackendInfo* bi = FindBackend(info[0].As<Napi::String>().Utf8Value());
+  if (bi == nullptr) return Num(env, -EINVAL);
+  auto w = std::make_shared<LeanWaiter>();
+  int err = 0;
+  std::string reason;
+  w->backend = bi->create(&err, &reason);
+  if (!w->backend) return Num(env, err < 0 ? err : -ENOSYS);
+  for (int fd : fds) {
+    int rc = w->backend->Add(fd, kReadable, kLevel);
+    if (rc < 0) return Num(env, rc);
+  }
+  w->events = Napi::Persistent(events);
+  w->out = events.Data();
+  w->capacity = static_cast<int>(events.ElementLength() / 2);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("wait", LeanFunction(env, "wait", LeanWaitCall, w));
+  o.Set("close", LeanFunction(env, "close", LeanCloseCall, w));
+  return o;
+}
+
 // bench.noop(): an N-API call that does nothing: the cost of the call itself.
 Napi::Value NoopJs(const Napi::CallbackInfo& info) { return Num(info.Env(), 0); }
 
@@ -637,6 +701,7 @@ void InitBench(Napi::Env env, Napi::Object exports) {
   bench.Set("loop", Napi::Function::New<Loop>(env, "loop"));
   bench.Set("gettid", Napi::Function::New<GettidJs>(env, "gettid"));
   bench.Set("noop", Napi::Function::New<NoopJs>(env, "noop"));
+  bench.Set("leanWait", Napi::Function::New<LeanWait>(env, "leanWait"));
   bench.Set("threadCpuNs", Napi::Function::New<ThreadCpuJs>(env, "threadCpuNs"));
   bench.Set("UringNop", UringNop::Define(env));
   bench.Set("DispatchLoop", DispatchLoop::Define(env));

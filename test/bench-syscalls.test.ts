@@ -88,6 +88,11 @@ describe('iomux bench syscalls --json', () => {
         positive(r.jsCpuNs);
         positive(r.cBackendCpuNs);
         positive(r.napiTaxCpu);
+        positive(r.jsLeanNs);
+        positive(r.jsLeanCpuNs);
+        positive(r.leanTax);
+        positive(r.leanTaxCpu);
+        expect(closeRatio(r.leanTax, r.jsLeanNs / r.cBackendNs)).toBe(true);
         if (b.name === 'io_uring') {
           expect(r.cNs).toBeNull();
           expect(r.note).toMatch(/no syscall/);
@@ -105,7 +110,7 @@ describe('iomux bench syscalls --json', () => {
   it('fits a cost slope per idle fd for each available backend, and fills the summary', () => {
     expect(report.slopes.map((s: { backend: string }) => s.backend)).toEqual(available);
     for (const s of report.slopes) {
-      for (const k of ['cBackendNsPerFd', 'jsNsPerFd', 'jsCpuNsPerFd']) expect(Number.isFinite(s[k])).toBe(true);
+      for (const k of ['cBackendNsPerFd', 'jsNsPerFd', 'cBackendCpuNsPerFd', 'jsCpuNsPerFd']) expect(Number.isFinite(s[k])).toBe(true);
     }
     positive(report.summary.napiCallNs);
     positive(report.summary.syscallFloorNs);
@@ -116,6 +121,8 @@ describe('iomux bench syscalls --json', () => {
     if (available.includes('epoll')) {
       positive(report.summary.epollWaitIdleTax);
       positive(report.summary.epollWaitIdleTaxCpu);
+      positive(report.summary.epollWaitIdleLeanTax);
+      positive(report.summary.epollWaitIdleLeanTaxCpu);
     }
   });
 });
@@ -124,12 +131,16 @@ describe('iomux bench syscalls', () => {
   it('prints a table with every operation, progress on stderr', () => {
     const r = cli(['bench', 'syscalls', ...TINY]);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^ns per call/);
-    expect(r.stdout).toMatch(/operation\s+fds\s+C raw ns\s+C backend ns\s+JS ns\s+JS\/C raw\s+JS\/C backend\s+cpu: JS\/C raw\s+JS\/C backend/);
+    expect(r.stdout).toMatch(/^ns per call by the wall clock/);
+    expect(r.stdout).toMatch(/operation\s+fds\s+C raw ns\s+C backend ns\s+JS lean ns\s+JS ns\s+JS\/C raw\s+JS\/C backend\s+lean\/C backend/);
     expect(r.stdout).toMatch(/gettid \(bare syscall\)/);
     expect(r.stdout).toMatch(/pipe ping-pong/);
     expect(r.stdout).toMatch(/cost per idle fd/);
     expect(r.stderr).toMatch(/^syscalls: gettid/m);
+    const cpu = cli(['bench', 'syscalls', '--clock', 'cpu', ...TINY]);
+    expect(cpu.status).toBe(0);
+    expect(cpu.stdout).toMatch(/^ns per call by the thread's CPU time/);
+    expect(cpu.stdout).toMatch(/pipe ping-pong, per one-way trip \(wall\)/);
   });
 
   it.skipIf(!available.includes('select'))('stops select below FD_SETSIZE and reports the fds it used', () => {
@@ -151,6 +162,7 @@ describe('iomux bench syscalls', () => {
       [['--reps', '1.5'], '--reps'],
       [['--target-ms', '-1'], '--target-ms'],
       [['--backend', 'nope'], '--backend'],
+      [['--clock', 'sun'], '--clock'],
     ] as Array<[string[], string]>) {
       const r = cli(['bench', 'syscalls', ...args]);
       expect(r.status, args.join(' ')).toBe(2);
@@ -172,6 +184,20 @@ describe('native bench loops on bad input', () => {
     expect(loop('gettid', new Int32Array(0), 0)).toBeLessThan(0);
     expect(loop('backend', Int32Array.of(0), 1e5, 'nope')).toBeLessThan(0);
     expect(loop('gettid', [1] as unknown as Int32Array, 1e5)).toBeLessThan(0);
+  });
+
+  it('leanWait refuses bad arguments and is inert after close()', () => {
+    const leanWait = native.bench.leanWait as (...args: unknown[]) => { wait(t: number): number; close(): void } | number;
+    expect(leanWait('nope', new Int32Array(0), new Int32Array(4))).toBeLessThan(0);
+    expect(leanWait(available[0], new Int32Array(0), new Int32Array(1))).toBeLessThan(0);
+    expect(leanWait(available[0], new Int32Array(0), new Float64Array(4))).toBeLessThan(0);
+    expect(leanWait(available[0], Int32Array.of(-1), new Int32Array(4))).toBeLessThan(0);
+    const l = leanWait(available[0], new Int32Array(0), new Int32Array(8));
+    if (typeof l === 'number') throw new Error(`leanWait failed: ${l}`);
+    expect(l.wait(0)).toBe(0);
+    l.close();
+    expect(l.wait(0)).toBeLessThan(0);
+    l.close();
   });
 
   it('give ns per op, iterations and elapsed ns', () => {

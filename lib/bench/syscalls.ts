@@ -9,7 +9,10 @@
 //   wait, idle fds     select / poll / epoll_wait / kevent with N idle fds and
 //                      a zero timeout: C calls the syscall itself ("C raw"),
 //                      then Backend::Wait(0) of the object a Poller wraps
-//                      ("C backend"), and JS calls Poller.wait(0)
+//                      ("C backend"); JS calls Poller.wait(0), and also the
+//                      leanest wait N-API allows ("JS lean": bench.leanWait,
+//                      the events array bound once, no unwrap), which shows
+//                      how much of the tax is N-API and how much the wrapper
 //   io_uring NOP       one NOP submitted and waited for
 //   pipe ping-pong     one byte bounced between two threads over two blocking
 //                      pipes, reported per one-way trip (round trip / 2): C
@@ -54,16 +57,22 @@ export interface SyscallRow {
   cBackendNs: number | null;
   /** ns per call from JS through the addon. */
   jsNs: number | null;
+  /** ns per call from JS through the leanest N-API wait (wait rows only). */
+  jsLeanNs: number | null;
   /** jsNs / cNs: the binding tax against the raw syscall. */
   tax: number | null;
   /** jsNs / cBackendNs: what N-API and the TypeScript wrapper add to the same native call. */
   napiTax: number | null;
+  /** jsLeanNs / cBackendNs: what N-API alone adds to the same native call. */
+  leanTax: number | null;
   /** The same figures in CPU time of the measuring thread (null for the ping-pong, whose cost is waiting). */
   cCpuNs: number | null;
   cBackendCpuNs: number | null;
   jsCpuNs: number | null;
+  jsLeanCpuNs: number | null;
   taxCpu: number | null;
   napiTaxCpu: number | null;
+  leanTaxCpu: number | null;
   /** Set when the row could not be measured here, with the reason. */
   skipped?: string;
   note?: string;
@@ -77,6 +86,7 @@ export interface SlopeRow {
   jsNsPerFd: number | null;
   /** The same from the CPU-time figures. */
   cCpuNsPerFd: number | null;
+  cBackendCpuNsPerFd: number | null;
   jsCpuNsPerFd: number | null;
 }
 
@@ -94,6 +104,9 @@ export interface SyscallReport {
     gettidTaxCpu: number | null;
     epollWaitIdleTax: number | null;
     epollWaitIdleTaxCpu: number | null;
+    /** The epoll row's jsLeanNs / cBackendNs: what N-API alone would cost. */
+    epollWaitIdleLeanTax: number | null;
+    epollWaitIdleLeanTaxCpu: number | null;
     contextSwitchNs: number | null;
     contextSwitchJsNs: number | null;
   };
@@ -104,7 +117,13 @@ const B = native.bench as {
   gettid(): number;
   noop(): number;
   UringNop: new () => { nop(): number; close(): void };
+  leanWait(backend: string, fds: Int32Array, events: Int32Array): LeanWaiter | number;
 };
+
+interface LeanWaiter {
+  wait(timeout: number): number;
+  close(): void;
+}
 
 /** A figure and its CPU-time twin, ns per op. */
 interface Sample {
@@ -155,33 +174,48 @@ function ratio(a: number | null, b: number | null): number | null {
   return a !== null && b !== null && b > 0 ? a / b : null;
 }
 
-type Figures = 'cNs' | 'cBackendNs' | 'jsNs' | 'tax' | 'napiTax' | 'cCpuNs' | 'cBackendCpuNs' | 'jsCpuNs' | 'taxCpu' | 'napiTaxCpu';
+type Figures =
+  | 'cNs' | 'cBackendNs' | 'jsNs' | 'jsLeanNs' | 'tax' | 'napiTax' | 'leanTax'
+  | 'cCpuNs' | 'cBackendCpuNs' | 'jsCpuNs' | 'jsLeanCpuNs' | 'taxCpu' | 'napiTaxCpu' | 'leanTaxCpu';
 
-function finish(row: Omit<SyscallRow, Figures>, c: Sample[], cb: Sample[], js: Sample[], cpu = true): SyscallRow {
-  const med = (xs: Sample[], k: keyof Sample) => (xs.length ? median(xs.map((x) => x[k])) : null);
-  const cNs = med(c, 'ns');
-  const cBackendNs = med(cb, 'ns');
-  const jsNs = med(js, 'ns');
-  const cCpuNs = cpu ? med(c, 'cpu') : null;
-  const cBackendCpuNs = cpu ? med(cb, 'cpu') : null;
-  const jsCpuNs = cpu ? med(js, 'cpu') : null;
+interface Samples {
+  c?: Sample[];
+  cb?: Sample[];
+  js?: Sample[];
+  lean?: Sample[];
+}
+
+function finish(row: Omit<SyscallRow, Figures>, m: Samples, cpu = true): SyscallRow {
+  const med = (xs: Sample[] | undefined, k: keyof Sample) => (xs && xs.length && (k === 'ns' || cpu) ? median(xs.map((x) => x[k])) : null);
+  const cNs = med(m.c, 'ns');
+  const cBackendNs = med(m.cb, 'ns');
+  const jsNs = med(m.js, 'ns');
+  const jsLeanNs = med(m.lean, 'ns');
+  const cCpuNs = med(m.c, 'cpu');
+  const cBackendCpuNs = med(m.cb, 'cpu');
+  const jsCpuNs = med(m.js, 'cpu');
+  const jsLeanCpuNs = med(m.lean, 'cpu');
   return {
     ...row,
     cNs: round(cNs),
     cBackendNs: round(cBackendNs),
     jsNs: round(jsNs),
+    jsLeanNs: round(jsLeanNs),
     tax: sig(ratio(jsNs, cNs)),
     napiTax: sig(ratio(jsNs, cBackendNs)),
+    leanTax: sig(ratio(jsLeanNs, cBackendNs)),
     cCpuNs: round(cCpuNs),
     cBackendCpuNs: round(cBackendCpuNs),
     jsCpuNs: round(jsCpuNs),
+    jsLeanCpuNs: round(jsLeanCpuNs),
     taxCpu: sig(ratio(jsCpuNs, cCpuNs)),
     napiTaxCpu: sig(ratio(jsCpuNs, cBackendCpuNs)),
+    leanTaxCpu: sig(ratio(jsLeanCpuNs, cBackendCpuNs)),
   };
 }
 
 function skippedRow(row: Omit<SyscallRow, Figures>): SyscallRow {
-  return finish(row, [], [], []);
+  return finish(row, {});
 }
 
 /** Where the compiled sys module lives, for the ping-pong worker (it cannot load TypeScript). */
@@ -256,7 +290,7 @@ async function pingPongRow(targetNs: number, reps: number, log: (s: string) => v
       }
     }
   }
-  return finish({ op: 'pingpong', label, note: 'C: two native threads; JS: main thread and a worker_thread with sys.read/sys.write' }, c, [], js, false);
+  return finish({ op: 'pingpong', label, note: 'C: two native threads; JS: main thread and a worker_thread with sys.read/sys.write' }, { c, js }, false);
 }
 
 export async function benchSyscalls(options: SyscallOptions = {}): Promise<SyscallReport> {
@@ -282,7 +316,7 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
         }, targetNs),
       );
     }
-    rows.push(finish({ op: 'napi-call', label: 'N-API call, no syscall' }, [], [], js));
+    rows.push(finish({ op: 'napi-call', label: 'N-API call, no syscall' }, { js }));
     log(`syscalls: N-API call: JS ${nsOf(js)} ns`);
   }
 
@@ -298,7 +332,7 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
         }, targetNs),
       );
     }
-    rows.push(finish({ op: 'gettid', label: 'gettid (bare syscall)' }, c, [], js));
+    rows.push(finish({ op: 'gettid', label: 'gettid (bare syscall)' }, { c, js }));
     log(`syscalls: gettid: C ${nsOf(c)} ns, JS ${nsOf(js)} ns`);
   }
 
@@ -316,9 +350,15 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
         const c: Sample[] = [];
         const cb: Sample[] = [];
         const js: Sample[] = [];
+        const lean: Sample[] = [];
         const poller = new Poller(backend);
+        let leanWait: LeanWaiter | null = null;
         try {
           for (const fd of fds) poller.add(fd, Interest.READABLE);
+          const l = B.leanWait(backend, Int32Array.from(fds), new Int32Array(poller.events.length));
+          if (typeof l === 'number') throw new ErrnoError(-l, `bench leanWait (${backend})`);
+          leanWait = l;
+          const { wait } = l;
           for (let rep = 0; rep < reps; rep++) {
             if (backend !== 'io_uring') c.push(cLoop(backend, fds, targetNs));
             cb.push(cLoop('backend', fds, targetNs, backend));
@@ -327,11 +367,17 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
                 for (let i = 0; i < iters; i++) poller.wait(0);
               }, targetNs),
             );
+            lean.push(
+              jsLoop((iters) => {
+                for (let i = 0; i < iters; i++) wait(0);
+              }, targetNs),
+            );
           }
         } finally {
           poller.close();
+          leanWait?.close();
         }
-        const row = finish({ op: 'wait-idle', label: `${RAW_LABEL[backend]}, nothing ready`, backend, fds: fds.length }, c, cb, js);
+        const row = finish({ op: 'wait-idle', label: `${RAW_LABEL[backend]}, nothing ready`, backend, fds: fds.length }, { c, cb, js, lean });
         if (fds.length < count) {
           row.requestedFds = count;
           row.note = `capped: select cannot watch fd >= FD_SETSIZE (${fdSetSize})`;
@@ -340,7 +386,7 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
           row.note = 'no raw C figure: with nothing pending, wait(0) reads the completion ring in shared memory and makes no syscall';
         }
         rows.push(row);
-        log(`syscalls: ${backend} ${fds.length} idle fds: C ${row.cNs ?? '-'} ns, C backend ${row.cBackendNs} ns, JS ${row.jsNs} ns`);
+        log(`syscalls: ${backend} ${fds.length} idle fds: C ${row.cNs ?? '-'} ns, C backend ${row.cBackendNs} ns, JS ${row.jsNs} ns, JS lean ${row.jsLeanNs} ns`);
       }
     } finally {
       idle.close();
@@ -365,7 +411,7 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
     } finally {
       ring.close();
     }
-    rows.push(finish({ op: 'uring-nop', label: 'io_uring NOP submit+wait' }, c, [], js));
+    rows.push(finish({ op: 'uring-nop', label: 'io_uring NOP submit+wait' }, { c, js }));
     log(`syscalls: io_uring NOP: C ${nsOf(c)} ns, JS ${nsOf(js)} ns`);
   } else {
     rows.push(skippedRow({ op: 'uring-nop', label: 'io_uring NOP submit+wait', skipped: uring?.reason ?? 'unavailable' }));
@@ -388,6 +434,7 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
       cBackendNsPerFd: fit((r) => r.cBackendNs),
       jsNsPerFd: fit((r) => r.jsNs),
       cCpuNsPerFd: fit((r) => r.cCpuNs),
+      cBackendCpuNsPerFd: fit((r) => r.cBackendCpuNs),
       jsCpuNsPerFd: fit((r) => r.jsCpuNs),
     });
   }
@@ -409,6 +456,8 @@ export async function benchSyscalls(options: SyscallOptions = {}): Promise<Sysca
       gettidTaxCpu: gettid?.taxCpu ?? null,
       epollWaitIdleTax: epoll?.tax ?? null,
       epollWaitIdleTaxCpu: epoll?.taxCpu ?? null,
+      epollWaitIdleLeanTax: epoll?.leanTax ?? null,
+      epollWaitIdleLeanTaxCpu: epoll?.leanTaxCpu ?? null,
       contextSwitchNs: pp?.cNs ?? null,
       contextSwitchJsNs: pp?.jsNs ?? null,
     },

@@ -55,8 +55,8 @@ function machineLine(m: { cpu: string; cores: number; affinity: string | null; k
 const syscalls: Sub = {
   name: 'syscalls',
   summary: 'ns per call of the multiplexer syscalls, from C and from JS, and the binding tax',
-  help: `usage: iomux bench syscalls [--json] [--quick] [--fds LIST] [--backend LIST]
-                             [--target-ms MS] [--reps N]
+  help: `usage: iomux bench syscalls [--json] [--quick] [--clock wall|cpu] [--fds LIST]
+                             [--backend LIST] [--target-ms MS] [--reps N]
 
 Times one call of each operation with a C loop inside the addon and with the
 same operation driven from JS through the addon, and prints ns per call for
@@ -66,7 +66,10 @@ both and the binding tax (JS / C):
   wait, nothing ready  select, poll, epoll_wait, kevent (where available) and
                        the io_uring poll backend over N idle fds, timeout 0:
                        "C raw" calls the syscall, "C backend" calls the
-                       Backend object a Poller wraps, JS calls Poller.wait(0)
+                       Backend object a Poller wraps, JS calls Poller.wait(0),
+                       and "JS lean" the leanest wait N-API allows (events
+                       array bound once, no unwrap): how much of the tax is
+                       N-API itself and how much the Poller's binding
   io_uring NOP         one NOP submitted and waited for
   pipe ping-pong       one byte between two threads over blocking pipes,
                        per one-way trip (round trip / 2): a context switch
@@ -74,14 +77,15 @@ both and the binding tax (JS / C):
 
 Also an N-API call that does nothing (JS only): the fixed price of the
 crossing. Each figure is the median of --reps timed batches; each batch is
-auto-calibrated to last --target-ms. Times are wall clock (CLOCK_MONOTONIC);
-the "cpu:" columns give the same ratios from the thread's CPU time
-(CLOCK_THREAD_CPUTIME_ID), which leaves out time other processes held the
-CPU. Also prints the cost slope per idle fd for each backend (least squares
-over the fd counts).
+auto-calibrated to last --target-ms and timed by the wall clock
+(CLOCK_MONOTONIC) and by the thread's CPU time (CLOCK_THREAD_CPUTIME_ID),
+which leaves out time other processes held the CPU (the steadier figure on a
+shared machine; the JSON has both). Also prints the cost slope per idle fd
+for each backend (least squares over the fd counts).
 
   --json           print one JSON object instead of the table
   --quick          fewer fd counts, shorter batches (finishes in seconds)
+  --clock CLOCK    the table's figures: wall (default) or cpu
   --fds LIST       idle fd counts (default 1,10,100,1000; quick 1,100,1000);
                    select stops below FD_SETSIZE and says so
   --backend LIST   backends for the wait rows (default all)
@@ -98,10 +102,13 @@ over the fd counts).
         backend: { type: 'string' },
         'target-ms': { type: 'string' },
         reps: { type: 'string' },
+        clock: { type: 'string' },
       },
       strict: true,
     });
     const quick = values.quick ?? false;
+    const clock = values.clock ?? 'wall';
+    if (clock !== 'wall' && clock !== 'cpu') throw new UsageError(`--clock must be 'wall' or 'cpu', got '${clock}'`);
     const report = await benchSyscalls({
       fdCounts: intList(values.fds, 'fds', 1, 10000) ?? (quick ? [1, 100, 1000] : [1, 10, 100, 1000]),
       backends: backendList(values.backend),
@@ -109,38 +116,43 @@ over the fd counts).
       reps: intOpt(values.reps, 'reps', 1, 1000) ?? (quick ? 3 : 5),
       progress: true,
     });
-    process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : syscallsText(report));
+    process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : syscallsText(report, clock));
     return 0;
   },
 };
 
-export function syscallsText(r: SyscallReport): string {
-  const rows = [['operation', 'fds', 'C raw ns', 'C backend ns', 'JS ns', 'JS/C raw', 'JS/C backend', 'cpu: JS/C raw', 'JS/C backend']];
+export function syscallsText(r: SyscallReport, clock: 'wall' | 'cpu' = 'wall'): string {
+  const cpu = clock === 'cpu';
+  const rows = [['operation', 'fds', 'C raw ns', 'C backend ns', 'JS lean ns', 'JS ns', 'JS/C raw', 'JS/C backend', 'lean/C backend']];
   const notes: string[] = [];
   for (const row of r.rows) {
     if (row.skipped) {
       notes.push(`${row.label}${row.backend ? ` (${row.backend})` : ''}: not measured: ${row.skipped}`);
       continue;
     }
+    const useCpu = cpu && row.op !== 'pingpong';
     rows.push([
-      row.label,
+      row.label + (cpu && !useCpu ? ' (wall)' : ''),
       row.fds === undefined ? '' : row.requestedFds ? `${row.fds}*` : String(row.fds),
-      fmt(row.cNs),
-      fmt(row.cBackendNs),
-      fmt(row.jsNs),
-      fmt(row.tax, 2),
-      fmt(row.napiTax, 2),
-      fmt(row.taxCpu, 2),
-      fmt(row.napiTaxCpu, 2),
+      fmt(useCpu ? row.cCpuNs : row.cNs),
+      fmt(useCpu ? row.cBackendCpuNs : row.cBackendNs),
+      fmt(useCpu ? row.jsLeanCpuNs : row.jsLeanNs),
+      fmt(useCpu ? row.jsCpuNs : row.jsNs),
+      fmt(useCpu ? row.taxCpu : row.tax, 2),
+      fmt(useCpu ? row.napiTaxCpu : row.napiTax, 2),
+      fmt(useCpu ? row.leanTaxCpu : row.leanTax, 2),
     ]);
     if (row.requestedFds) notes.push(`* ${row.backend}: ${row.fds} fds instead of ${row.requestedFds}: ${row.note}`);
     else if (row.note && row.backend === 'io_uring' && !notes.some((n) => n.startsWith('io_uring'))) notes.push(`io_uring poll: ${row.note}`);
   }
-  const slopes = [['cost per idle fd', 'C raw ns/fd', 'C backend ns/fd', 'JS ns/fd', 'cpu: C raw ns/fd', 'JS ns/fd']];
-  for (const s of r.slopes) slopes.push([s.backend, fmt(s.cNsPerFd, 2), fmt(s.cBackendNsPerFd, 2), fmt(s.jsNsPerFd, 2), fmt(s.cCpuNsPerFd, 2), fmt(s.jsCpuNsPerFd, 2)]);
+  const slopes = [['cost per idle fd', 'C raw ns/fd', 'C backend ns/fd', 'JS ns/fd']];
+  for (const s of r.slopes) {
+    slopes.push(cpu ? [s.backend, fmt(s.cCpuNsPerFd, 2), fmt(s.cBackendCpuNsPerFd, 2), fmt(s.jsCpuNsPerFd, 2)] : [s.backend, fmt(s.cNsPerFd, 2), fmt(s.cBackendNsPerFd, 2), fmt(s.jsNsPerFd, 2)]);
+  }
   return (
-    `ns per call (wall clock), median of ${r.params.reps} batches of >= ${r.params.targetMs} ms; ${machineLine(r.machine)}\n` +
-    `"cpu:" the same ratios from the thread's CPU time, which leaves out time other processes held the CPU\n\n` +
+    `ns per call by the ${cpu ? "thread's CPU time (CLOCK_THREAD_CPUTIME_ID)" : 'wall clock (CLOCK_MONOTONIC)'}, median of ${r.params.reps} batches of >= ${r.params.targetMs} ms\n` +
+    `${machineLine(r.machine)}\n` +
+    `JS lean: the leanest wait N-API allows (events array bound once, no unwrap), beside the Poller's wait\n\n` +
     table(rows) +
     '\n' +
     table(slopes) +
