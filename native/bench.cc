@@ -416,8 +416,9 @@ Napi::Value ThreadCpuJs(const Napi::CallbackInfo& info) {
   return Num(info.Env(), static_cast<double>(ThreadCpuNs()));
 }
 
-// bench.leanWait(backend, fds, events): { wait(timeoutMs), close() } over a
-// Backend of its own watching fds, the leanest binding N-API allows: the
+// bench.leanWait(backend, fds, events): { wait(timeoutMs), add(fd),
+// remove(fd), close() } over a Backend of its own watching fds (add: READABLE,
+// level-triggered), the leanest binding N-API allows: the
 // events Int32Array is bound once, and the Backend travels as the
 // function's data pointer (no ObjectWrap unwrap, one argument to convert).
 // It measures what a Poller.wait could cost, next to what it does cost.
@@ -435,6 +436,18 @@ Napi::Value LeanWaitCall(const Napi::CallbackInfo& info) {
   if (!w->backend) return Num(info.Env(), -EBADF);
   int timeout = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
   return Num(info.Env(), w->backend->Wait(timeout, w->out, w->capacity));
+}
+
+Napi::Value LeanAddCall(const Napi::CallbackInfo& info) {
+  LeanWaiter* w = static_cast<LeanRef*>(info.Data())->get();
+  if (!w->backend) return Num(info.Env(), -EBADF);
+  return Num(info.Env(), w->backend->Add(Int(info, 0, -1), kReadable, kLevel));
+}
+
+Napi::Value LeanRemoveCall(const Napi::CallbackInfo& info) {
+  LeanWaiter* w = static_cast<LeanRef*>(info.Data())->get();
+  if (!w->backend) return Num(info.Env(), -EBADF);
+  return Num(info.Env(), w->backend->Remove(Int(info, 0, -1)));
 }
 
 Napi::Value LeanCloseCall(const Napi::CallbackInfo& info) {
@@ -476,6 +489,8 @@ Napi::Value LeanWait(const Napi::CallbackInfo& info) {
   w->capacity = static_cast<int>(events.ElementLength() / 2);
   Napi::Object o = Napi::Object::New(env);
   o.Set("wait", LeanFunction(env, "wait", LeanWaitCall, w));
+  o.Set("add", LeanFunction(env, "add", LeanAddCall, w));
+  o.Set("remove", LeanFunction(env, "remove", LeanRemoveCall, w));
   o.Set("close", LeanFunction(env, "close", LeanCloseCall, w));
   return o;
 }

@@ -189,8 +189,100 @@ export const pollerRunner: DispatchRunner = ({ backend, fds, n, a, w, capacity }
   };
 };
 
+interface LeanWaiter {
+  wait(timeout: number): number;
+  add(fd: number): number;
+  remove(fd: number): number;
+  close(): void;
+}
+
+/**
+ * The TypeScript loop again, over the leanest binding N-API allows: a wait
+ * with its events array bound once and no unwrap (bench.leanWait), and the
+ * addon's read/write called without the TypeScript argument checks. Not an
+ * API anyone should use: it shows how much of the TypeScript loop's extra
+ * cost is N-API itself and how much the checks and wrappers above it.
+ */
+export const leanRunner: DispatchRunner = ({ backend, fds, n, a, w, capacity }) => {
+  const ev = new Int32Array(2 * capacity);
+  const lean = native.bench.leanWait(backend, new Int32Array(0), ev) as LeanWaiter | number;
+  if (typeof lean === 'number') throw new ErrnoError(-lean, `bench dispatch (lean, ${backend})`);
+  const { wait, add, remove } = lean;
+  const read: (fd: number, buf: Uint8Array, off: number, len: number) => number = native.sys.read;
+  const write: (fd: number, buf: Uint8Array, off: number, len: number) => number = native.sys.write;
+  let maxFd = 0;
+  for (let i = 0; i < fds.length; i++) maxFd = Math.max(maxFd, fds[i]);
+  const index = new Int32Array(maxFd + 1).fill(-1);
+  for (let i = 0; i < n; i++) index[fds[2 * i]] = i;
+  const ch = new Uint8Array(1);
+  const e = Uint8Array.of(101);
+  const maxPasses = 100 * (a + w) + 100000;
+  const space = Math.floor(n / a);
+  const checked = (rc: number, what: string) => {
+    if (rc < 0) throw new ErrnoError(-rc, `bench dispatch (lean, ${backend}): ${what}`);
+    return rc;
+  };
+  return {
+    run() {
+      const c0 = cpuNow();
+      const t0 = now();
+      let added = 0;
+      try {
+        for (; added < n; added++) checked(add(fds[2 * added]), 'add');
+        const t1 = now();
+        const c1 = cpuNow();
+        let k = checked(wait(0), 'wait');
+        for (let j = 0; j < k; j++) read(ev[2 * j], ch, 0, 1);
+        let fired = 0;
+        let count = 0;
+        let writes = w;
+        let wrote = 0;
+        let passes = 0;
+        for (let i = 0; i < a; i++, fired++) write(fds[2 * (i * space) + 1], e, 0, 1);
+        const c2 = cpuNow();
+        const t2 = now();
+        do {
+          k = checked(wait(0), 'wait');
+          for (let j = 0; j < k; j++) {
+            const fd = ev[2 * j];
+            const idx = fd <= maxFd ? index[fd] : -1;
+            if (idx < 0) continue;
+            if (read(fd, ch, 0, 1) === 1) count++;
+            if (writes > 0) {
+              let next = idx + 1;
+              if (next >= n) next -= n;
+              write(fds[2 * next + 1], e, 0, 1);
+              writes--;
+              wrote++;
+              fired++;
+            }
+          }
+          if (++passes > maxPasses) throw new Error(`dispatch on ${backend} did not converge after ${maxPasses} passes`);
+        } while (count !== fired);
+        const t3 = now();
+        const c3 = cpuNow();
+        return {
+          setupUs: Number(t1 - t0) / 1e3,
+          dispatchUs: Number(t3 - t2) / 1e3,
+          setupCpuUs: (c1 - c0) / 1e3,
+          dispatchCpuUs: (c3 - c2) / 1e3,
+          reads: count,
+          writes: wrote,
+          passes,
+        };
+      } finally {
+        for (let i = 0; i < added; i++) remove(fds[2 * i]);
+      }
+    },
+    close() {
+      lean.close();
+    },
+  };
+};
+
 registerDispatchRunner('native', nativeRunner, 'c', 'the algorithm in C (in the addon) over the same Backend objects');
 registerDispatchRunner('poller', pollerRunner, 'ts', 'the algorithm in TypeScript over a Poller, with sys.read/sys.write');
+registerDispatchRunner('lean', leanRunner, 'ts', 'the same TypeScript over the leanest N-API binding (no checks): the floor');
 
 export interface DispatchOptions {
   /** Pair counts (default 100, 1000, 9000). */
