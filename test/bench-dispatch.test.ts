@@ -51,7 +51,7 @@ describe('iomux bench dispatch --json', () => {
 
   it('runs every available backend with every runner and size, each run consuming exactly w writes', () => {
     const runnerNames = dispatchRunners().map((r) => r.name);
-    expect(runnerNames).toEqual(expect.arrayContaining(['native', 'poller']));
+    expect(runnerNames).toEqual(expect.arrayContaining(['native', 'poller', 'lean']));
     expect(report.rows).toHaveLength(available.length * runnerNames.length * 2);
     for (const backend of available) {
       for (const runner of runnerNames) {
