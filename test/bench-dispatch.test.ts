@@ -47,6 +47,7 @@ describe('iomux bench dispatch --json', () => {
     expect(report.params).toMatchObject({ sizes: [4, 8], a, w, runs: 3, transport: 'socketpair', fdSetSize: native.FD_SETSIZE });
     positive(report.params.selectMaxN);
     expect(typeof report.machine.cpu).toBe('string');
+    expect(report.machine.loadavg).toHaveLength(3);
   });
 
   it('runs every available backend with every runner and size, each run consuming exactly w writes', () => {

@@ -33,6 +33,7 @@ describe('iomux bench syscalls --json', () => {
     expect(typeof report.machine.cpu).toBe('string');
     positive(report.machine.cores);
     expect(typeof report.machine.kernel).toBe('string');
+    expect(report.machine.loadavg).toHaveLength(3);
     expect(report.params).toEqual({ fdCounts: [1, 3], targetMs: 1, reps: 1, fdSetSize: native.FD_SETSIZE });
   });
 

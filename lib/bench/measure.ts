@@ -85,6 +85,8 @@ export interface MachineInfo {
   platform: string;
   kernel: string;
   node: string;
+  /** 1, 5 and 15 minute load averages when the benchmark started: how busy the machine was. */
+  loadavg: number[];
 }
 
 export function machineInfo(): MachineInfo {
@@ -103,6 +105,7 @@ export function machineInfo(): MachineInfo {
     platform: process.platform,
     kernel: os.release(),
     node: process.version,
+    loadavg: os.loadavg().map((v) => Math.round(v * 100) / 100),
   };
 }
 

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { BACKEND_NAMES, type BackendName } from '../poller';
 import { benchSyscalls, type SyscallReport } from '../bench/syscalls';
 import { benchDispatch, dispatchRunners, type DispatchReport } from '../bench/dispatch';
-import { fmt } from '../bench/measure';
+import { fmt, type MachineInfo } from '../bench/measure';
 import { table } from './backends';
 import { UsageError, type Command } from './types';
 
@@ -46,8 +46,8 @@ function backendList(text: string | undefined): BackendName[] | undefined {
   return names as BackendName[];
 }
 
-function machineLine(m: { cpu: string; cores: number; affinity: string | null; kernel: string; node: string }): string {
-  return `${m.cpu}, ${m.cores} cores, running on CPU(s) ${m.affinity ?? '?'}, kernel ${m.kernel}, Node ${m.node}`;
+function machineLine(m: MachineInfo): string {
+  return `${m.cpu}, ${m.cores} cores, running on CPU(s) ${m.affinity ?? '?'}, kernel ${m.kernel}, Node ${m.node}, load average ${m.loadavg.join(' ')}`;
 }
 
 // --- syscalls --------------------------------------------------------------
@@ -262,7 +262,7 @@ export function dispatchText(r: DispatchReport): string {
   const notes = r.skipped.map((s) => `${s.backend}${s.n ? ` n=${s.n}` : ''}: not run: ${s.reason}`);
   return (
     `libevent bench.c workload: ${p.transport}s, a = ${p.a} active, w = ${p.w} writes, ${p.a + p.w} events per run; ` +
-    `median of ${p.runs} runs; ${machineLine(r.machine)}\n` +
+    `median of ${p.runs} runs\n${machineLine(r.machine)}\n` +
     `times by the wall clock, and "cpu" by the thread's CPU time (leaves out time other processes held the CPU);\n` +
     `"vs native": per-event cost of the runner / the C loop on the same backend and n, runs interleaved\n\n` +
     table(rows) +
