@@ -117,6 +117,17 @@ describe('iomux bench dispatch', () => {
     for (const row of report.rows) checkSamples(row.samples, 2, 10, 1);
   });
 
+  it('says plainly when n needs more fds than the limit allows (exit code 1)', () => {
+    const r = spawnSync('sh', ['-c', `ulimit -n 256 && exec "${process.execPath}" bin/iomux.js bench dispatch --sizes 200 --active 2 --writes 5 --runs 1 --backend ${available[0]}`], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^iomux bench dispatch: socketpair EMFILE .*n = 200 needs 400 fds.*ulimit -n/m);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('rejects bad options with exit code 2', () => {
     for (const args of [['--sizes', '1', '--active', '2'], ['--sizes', '0'], ['--runs', '0'], ['--writes', '-1'], ['--runner', 'nope'], ['--backend', 'x']]) {
       const r = cli(['bench', 'dispatch', ...args]);

@@ -4,6 +4,7 @@ import { benchSyscalls, type SyscallReport } from '../bench/syscalls';
 import { benchDispatch, dispatchRunners, type DispatchReport } from '../bench/dispatch';
 import { fmt, type MachineInfo } from '../bench/measure';
 import { table } from './backends';
+import { ErrnoError } from '../errors';
 import { UsageError, type Command } from './types';
 
 interface Sub {
@@ -290,6 +291,15 @@ ${subs.map((s) => s.help).join('\n')}`,
     const [name, ...rest] = argv;
     const sub = subs.find((s) => s.name === name);
     if (!sub) throw new UsageError(name === undefined ? 'which benchmark? one of ' + subs.map((s) => s.name).join(', ') : `unknown benchmark '${name}'; one of ${subs.map((s) => s.name).join(', ')}`);
-    return sub.run(rest);
+    try {
+      return await sub.run(rest);
+    } catch (err) {
+      // Running out of fds is the machine's limit, not a bug: say so plainly.
+      if (err instanceof ErrnoError && (err.code === 'EMFILE' || err.code === 'ENFILE')) {
+        process.stderr.write(`iomux bench ${name}: ${err.message}\n`);
+        return 1;
+      }
+      throw err;
+    }
   },
 };
