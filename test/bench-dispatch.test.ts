@@ -154,7 +154,7 @@ describe('dispatch runners', () => {
     });
     const report = benchDispatch({ sizes: [6], active: 3, writes: 12, runs: 2, backends: [available[0]], runners: ['native', 'wrapped'] });
     expect(calls).toBe(1);
-    expect(runs).toBe(2);
+    expect(runs).toBe(3); // one warm-up run, then the two timed runs
     expect(report.rows.map((r) => r.runner).sort()).toEqual(['native', 'wrapped']);
     for (const row of report.rows) checkSamples(row.samples, 3, 12, 2);
     expect(report.ratios).toHaveLength(1);

@@ -18,10 +18,11 @@
 // Runners: 'native' is the same algorithm in C (native/bench.cc) over the
 // same Backend objects a Poller wraps; TypeScript runners are registered by
 // name with registerDispatchRunner (today 'poller'; the EventLoop adds its
-// own with one call). The runs of all runners on one backend and n are
-// interleaved (run 1 of each, then run 2 of each, ...), so a busy spell on a
-// shared machine falls on all of them alike; step 5 keeps one runner's
-// registrations from adding kernel work to another's run.
+// own with one call). Each runner first does one untimed warm-up run (the
+// JIT compiles the TypeScript loops); then the runs of all runners on one
+// backend and n are interleaved (run 1 of each, then run 2 of each, ...), so
+// a busy spell on a shared machine falls on all of them alike; step 5 keeps
+// one runner's registrations from adding kernel work to another's run.
 import * as fs from 'node:fs';
 import { native } from '../native';
 import { ErrnoError } from '../errors';
@@ -438,7 +439,9 @@ export function benchDispatch(options: DispatchOptions = {}): DispatchReport {
         const sessions: Array<{ runner: RunnerInfo; session: DispatchSession; samples: RunSample[] }> = [];
         try {
           for (const runner of use) sessions.push({ runner, session: runner.open(work), samples: [] });
-          // Interleaved, and the order rotates every run.
+          // One untimed run each first (the JIT compiles the TypeScript
+          // loops), then the timed runs interleaved, the order rotating.
+          for (const s of sessions) s.session.run();
           for (let run = 0; run < runs; run++) {
             for (let j = 0; j < sessions.length; j++) {
               const s = sessions[(run + j) % sessions.length];

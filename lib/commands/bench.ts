@@ -183,9 +183,10 @@ ${dispatchRunners()
   .map((r) => `  ${r.name.padEnd(8)} ${r.description}`)
   .join('\n')}
 
-The runs of the runners are interleaved (run 1 of each, run 2 of each, ...)
-so a busy spell on a shared machine falls on all of them alike, and each run
-removes its registrations afterwards (untimed). select cannot watch fds >=
+Each runner first does one untimed warm-up run; then the runs of the runners
+are interleaved (run 1 of each, run 2 of each, ...) so a busy spell on a
+shared machine falls on all of them alike, and each run removes its
+registrations afterwards (untimed). select cannot watch fds >=
 FD_SETSIZE; n pairs need 2n fds, so select stops at the largest n that fits,
 and that n is then run on every backend as well.
 
