@@ -11,6 +11,7 @@
         "native/registry.cc",
         "native/poller.cc",
         "native/sys.cc",
+        "native/bench.cc",
         "native/backend_select.cc",
         "native/backend_poll.cc",
         "native/backend_epoll.cc",
