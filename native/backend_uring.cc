@@ -130,14 +130,22 @@ class UringBackend final : public Backend {
 
   int Wait(int timeout_ms, int32_t* out, int capacity) override {
     Rearm();
+    // Submit the re-arms before looking at the completion queue: a level fd
+    // that is still ready completes its poll inline here, so it is reported
+    // in this wait even when other completions are already waiting (otherwise
+    // it would be missing from this batch and only reported in the next).
+    if (io_uring_sq_ready(&ring_) > 0) {
+      int rc = io_uring_submit(&ring_);
+      if (rc < 0 && rc != -EINTR && rc != -EBUSY) return Fail(rc, "io_uring_enter");
+    }
     int64_t deadline = timeout_ms > 0 ? MonotonicMs() + timeout_ms : 0;
     for (;;) {
       bool consumed = false;
       int count = Harvest(out, capacity, &consumed);
-      if (count > 0) {
-        Rearm();
-        return count;
-      }
+      // Re-arms are queued only at the start of the next wait (never here):
+      // a poll submitted early, with add() or remove(), would complete with
+      // the readiness of that moment and report it, stale, in the next wait.
+      if (count > 0) return count;
       int left = RemainingMs(timeout_ms, deadline);
       if (consumed && left != 0) {  // only stale or internal CQEs: keep waiting
         Rearm();
@@ -146,9 +154,7 @@ class UringBackend final : public Backend {
       if (left == 0) {
         int rc = io_uring_submit(&ring_);
         if (rc < 0 && rc != -EINTR && rc != -EBUSY) return Fail(rc, "io_uring_enter");
-        count = Harvest(out, capacity, &consumed);
-        Rearm();
-        return count;
+        return Harvest(out, capacity, &consumed);
       }
       struct __kernel_timespec ts, *tsp = nullptr;
       if (left > 0) {
@@ -191,7 +197,8 @@ class UringBackend final : public Backend {
   int Arm(int fd, Registration* r) {
     struct io_uring_sqe* sqe = Sqe();
     if (sqe == nullptr) return -EBUSY;
-    if (r->mode & kEdge)
+    // EDGE|ONESHOT is a single-shot poll: a multishot one would fire again.
+    if ((r->mode & kEdge) && !(r->mode & kOneshot))
       io_uring_prep_poll_multishot(sqe, fd, ToPoll(r->interest));
     else
       io_uring_prep_poll_add(sqe, fd, ToPoll(r->interest));
@@ -210,7 +217,7 @@ class UringBackend final : public Backend {
   }
 
   // Level-mode polls that fired (and multishot polls the kernel ended) are
-  // re-armed before the next wait, inside the same io_uring_enter.
+  // re-armed at the start of the next wait (one io_uring_enter for all).
   void Rearm() {
     for (int fd : rearm_) {
       Registration* r = table_.Get(fd);
