@@ -100,6 +100,7 @@ class UringBackend final : public Backend {
     r->mode = mode;
     r->gen = table_.NextGen();
     r->armed = false;
+    SetParked(fd, false);
     rc = Arm(fd, r);
     if (rc < 0) {
       r->registered = false;
@@ -115,6 +116,7 @@ class UringBackend final : public Backend {
     r->interest = interest;
     r->mode = mode;
     r->gen = table_.NextGen();
+    SetParked(fd, false);
     int rc = Arm(fd, r);
     if (rc < 0) return Fail(rc, "io_uring_enter");
     return Submit();
@@ -125,6 +127,7 @@ class UringBackend final : public Backend {
     if (r == nullptr) return Fail(-ENOENT, "io_uring_enter");
     Disarm(r, fd);
     r->registered = false;
+    SetParked(fd, false);
     return Submit();
   }
 
@@ -198,7 +201,7 @@ class UringBackend final : public Backend {
     struct io_uring_sqe* sqe = Sqe();
     if (sqe == nullptr) return -EBUSY;
     // EDGE|ONESHOT is a single-shot poll: a multishot one would fire again.
-    if ((r->mode & kEdge) && !(r->mode & kOneshot))
+    if (Multishot(fd, r))
       io_uring_prep_poll_multishot(sqe, fd, ToPoll(r->interest));
     else
       io_uring_prep_poll_add(sqe, fd, ToPoll(r->interest));
@@ -240,23 +243,42 @@ class UringBackend final : public Backend {
       int fd = static_cast<int>(ud & 0xffffffffu);
       Registration* r = table_.Get(fd);
       if (r == nullptr || r->gen != static_cast<uint32_t>(ud >> 32)) continue;
-      if (!more) {
-        r->armed = false;
-        if (!(r->mode & kOneshot)) rearm_.push_back(fd);
-      }
-      if (res == -ECANCELED) continue;
-      uint32_t bits;
-      if (res < 0) {
+      uint32_t bits = 0;
+      if (res == -ECANCELED) {
+        bits = 0;
+      } else if (res < 0) {
         bits = kError;
       } else {
-        bits = 0;
         if (res & POLLIN) bits |= kReadable;
         if (res & POLLOUT) bits |= kWritable;
         if (res & POLLERR) bits |= kError;
         if (res & POLLHUP) bits |= kHangup;
         bits = Normalise(bits, r->interest);
       }
-      if (bits == 0) continue;
+      if (!more) r->armed = false;
+      if (bits == 0) {
+        // Nothing the caller asked for. io_uring adds POLLRDHUP to every
+        // poll, so once the peer has shut down writing a single-shot poll
+        // without READABLE completes at once, every time it is armed: wait()
+        // would spin and a ONESHOT would lose its event. Such a registration
+        // is parked on a multishot poll, which completes only on wake-ups,
+        // until something it asked for happens. (Not fired: ONESHOT too.)
+        if (!more) {
+          if (res != -ECANCELED && !Multishot(fd, r)) SetParked(fd, true);
+          rearm_.push_back(fd);
+        }
+        continue;
+      }
+      if (Parked(fd)) {
+        // Back to single-shot polls: they report the readiness of the moment.
+        SetParked(fd, false);
+        if (more) Disarm(r, fd);
+        r->armed = false;
+        r->gen = table_.NextGen();  // completions still queued by the multishot are stale
+        if (!(r->mode & kOneshot)) rearm_.push_back(fd);
+      } else if (!more && !(r->mode & kOneshot)) {
+        rearm_.push_back(fd);
+      }
       if (static_cast<size_t>(fd) >= stamp_.size()) {
         stamp_.resize(fd + 64, 0);
         pos_.resize(fd + 64, 0);
@@ -274,10 +296,23 @@ class UringBackend final : public Backend {
     return count;
   }
 
+  bool Multishot(int fd, const Registration* r) const {
+    return ((r->mode & kEdge) && !(r->mode & kOneshot)) || Parked(fd);
+  }
+  bool Parked(int fd) const { return static_cast<size_t>(fd) < parked_.size() && parked_[fd]; }
+  void SetParked(int fd, bool on) {
+    if (static_cast<size_t>(fd) >= parked_.size()) {
+      if (!on) return;
+      parked_.resize(fd + 64, 0);
+    }
+    parked_[fd] = on;
+  }
+
   struct io_uring ring_;
   bool ready_ = false;
   FdTable table_;
   std::vector<int> rearm_;
+  std::vector<uint8_t> parked_;  // per fd: parked on a multishot poll (see Harvest)
   std::vector<uint32_t> stamp_;
   std::vector<int> pos_;
   uint32_t batch_ = 0;

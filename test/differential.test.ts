@@ -26,6 +26,8 @@
 // - Errors agree too: add() of a registered fd is EEXIST, modify()/remove()
 //   of an unregistered one ENOENT, an unsupported mode an UnsupportedModeError.
 //
+// Edges of a TCP pair in a FIN handshake (after a shutdown or close) are
+// checked against the model only: the handshake completes on a timer.
 // TCP pairs are never filled to EAGAIN and hold at most TCP_CAP unread bytes
 // per direction: past that, writability depends on ACK timers, a timing and
 // not a property of any backend.
@@ -148,6 +150,7 @@ export interface Totals {
   comparisons: number;
   bytesWritten: number;
   bytesVerified: number;
+  edgeUncompared: number;
 }
 const totals: Record<string, Totals> = {};
 
@@ -307,8 +310,9 @@ class Runner {
         try {
           sys.shutdown(e.fd, step.how);
         } catch (err) {
-          // A TCP socket the peer reset (or that is already closed) is not connected any more.
-          if (!(err instanceof ErrnoError && err.code === 'ENOTCONN' && (!peer.open || e.resetPossible))) throw err;
+          // A TCP connection that was reset, or closed in both directions, is not connected any more.
+          const over = !peer.open || e.resetPossible || (e.pair.kind === 'tcp' && e.shutWr && peer.shutWr);
+          if (!(err instanceof ErrnoError && err.code === 'ENOTCONN' && over)) throw err;
         }
         if (step.how !== 'write') e.shutRd = true;
         if (step.how !== 'read') e.shutWr = true;
@@ -491,7 +495,14 @@ class Runner {
 
         // 1. The backends agree with one another.
         const ref = group.find((i) => i.name !== 'select');
-        if (mode & Mode.EDGE) {
+        // TCP finishes a FIN handshake on its own time (the ACK of a FIN is
+        // delayed): after a shutdown or close, a wake-up may land between the
+        // waits of two backends in one round. Level re-reads the state and is
+        // immune; edges of such a pair are only checked against the model.
+        const quiet = pair.kind !== 'tcp' || !pair.ends.some((x) => x.shutRd || x.shutWr || !x.open);
+        if (mode & Mode.EDGE && !quiet) {
+          this.t.edgeUncompared++;
+        } else if (mode & Mode.EDGE) {
           // The same fds have an edge everywhere. epoll reports every bit that
           // is ready at that moment; io_uring and kqueue report the bits whose
           // readiness rose (the wake-up's key, one filter), so theirs are a
@@ -538,7 +549,7 @@ class Runner {
           for (const i of group) {
             const b = bits(i);
             if (interest & R && this.newData.has(e) && !(b & R)) throw new Mismatch(`${i.name}: no READABLE edge for new bytes ${ctx()}`);
-            if (stepIndex >= 0 && !this.touched.has(pair) && b !== 0) throw new Mismatch(`${i.name}: an edge although no step touched the pair ${ctx()}`);
+            if (stepIndex >= 0 && quiet && !this.touched.has(pair) && b !== 0) throw new Mismatch(`${i.name}: an edge although no step touched the pair ${ctx()}`);
           }
         }
       }
@@ -558,7 +569,7 @@ function expectErrno(fn: () => void, code: string, what: string): void {
 
 function check(name: string, modes: number[]): void {
   const tcp = new TcpFactory();
-  const t: Totals = (totals[name] = { scenarios: 0, steps: 0, rounds: 0, comparisons: 0, bytesWritten: 0, bytesVerified: 0 });
+  const t: Totals = (totals[name] = { scenarios: 0, steps: 0, rounds: 0, comparisons: 0, bytesWritten: 0, bytesVerified: 0, edgeUncompared: 0 });
   const started = Date.now();
   try {
     fc.assert(
@@ -570,6 +581,61 @@ function check(name: string, modes: number[]): void {
     console.log(`[differential] ${name}: backends ${available.join(', ')}; ${JSON.stringify(t)}; ${Date.now() - started} ms`);
   }
 }
+
+// Shrunk counterexamples of real bugs this suite found, replayed on every run.
+const L = Mode.LEVEL, E = Mode.EDGE, O = Mode.ONESHOT;
+const REGRESSIONS: Array<[string, Scenario]> = [
+  ['io_uring: a level fd still ready was left out of a wait that already had other completions',
+    { pairs: ['pipe'], steps: [{ op: 'add', ep: 0, interest: R, mode: L }, { op: 'add', ep: 1, interest: R | W, mode: L }, { op: 'write', ep: 1, size: 1 }] }],
+  ['io_uring: a level re-arm submitted early by remove() reported stale readiness',
+    { pairs: ['tcp'], steps: [{ op: 'add', ep: 0, interest: R | W, mode: L }, { op: 'add', ep: 1, interest: R, mode: L }, { op: 'close', ep: 1 }] }],
+  ['io_uring: EDGE|ONESHOT fired twice (it was a multishot poll)',
+    { pairs: ['pipe'], steps: [{ op: 'add', ep: 1, interest: R | W, mode: E | O }, { op: 'close', ep: 0 }] }],
+  ['io_uring (with EDGE|ONESHOT single-shot): a ONESHOT without READABLE lost its event to POLLRDHUP (socketpair)',
+    { pairs: ['socketpair'], steps: [{ op: 'add', ep: 0, interest: 0, mode: E | O }, { op: 'shutdown', ep: 0, how: 'read' }, { op: 'close', ep: 1 }] }],
+  ['io_uring (with EDGE|ONESHOT single-shot): a ONESHOT without READABLE lost its event to POLLRDHUP (tcp)',
+    { pairs: ['tcp'], steps: [{ op: 'close', ep: 1 }, { op: 'add', ep: 0, interest: 0, mode: E | O }, { op: 'write', ep: 0, size: 1 }] }],
+  ['io_uring: WRITABLE-only level fd on a half-closed socket: parked, then reported while writable',
+    { pairs: ['socketpair'], steps: [{ op: 'fill', ep: 0 }, { op: 'shutdown', ep: 1, how: 'write' }, { op: 'add', ep: 0, interest: W, mode: L }, { op: 'wait' }, { op: 'drain', ep: 1 }, { op: 'wait' }, { op: 'fill', ep: 0 }, { op: 'wait' }, { op: 'drain', ep: 1 }] }],
+];
+
+describe('differential: replays of shrunk counterexamples', () => {
+  it.each(REGRESSIONS)('%s', (_name, sc) => {
+    const tcp = new TcpFactory();
+    const t: Totals = { scenarios: 0, steps: 0, rounds: 0, comparisons: 0, bytesWritten: 0, bytesVerified: 0, edgeUncompared: 0 };
+    try {
+      new Runner(sc, tcp, t).run();
+    } finally {
+      tcp.close();
+    }
+    expect(t.scenarios).toBe(1);
+  });
+
+  // The POLLRDHUP that io_uring adds to every poll made a single-shot poll
+  // without READABLE complete at once, again and again: wait() spun.
+  it.each(available)('%s: a wait on a WRITABLE-only fd whose peer shut down writing sleeps', (name) => {
+    const [a, b] = sys.socketpair();
+    const p = new Poller(name);
+    try {
+      while (sys.write(a, PATTERN, 0, CHUNK) > 0);
+      sys.shutdown(b, 'write');
+      p.add(a, W);
+      const cpu0 = process.cpuUsage();
+      const t0 = process.hrtime.bigint();
+      expect(p.wait(200)).toBe(0);
+      const wall = Number(process.hrtime.bigint() - t0) / 1e6;
+      const cpu = process.cpuUsage(cpu0);
+      const cpuMs = (cpu.user + cpu.system) / 1000;
+      expect(wall).toBeGreaterThanOrEqual(190);
+      // A sleeping wait costs well under 1 ms of CPU; the spin cost 40-100% of the wall time.
+      expect(cpuMs, `${cpuMs.toFixed(1)} ms of CPU in a ${wall.toFixed(0)} ms wait`).toBeLessThan(wall / 10);
+    } finally {
+      p.close();
+      sys.close(a);
+      sys.close(b);
+    }
+  });
+});
 
 describe(`differential: ${available.join(', ')} (${RUNS} scenarios per property)`, () => {
   it('LEVEL: every backend reports the same readiness, as the model predicts', () => {
