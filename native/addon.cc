@@ -6,6 +6,7 @@
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   iomux::InitPoller(env, exports);
   iomux::InitSys(env, exports);
+  iomux::InitTestHooks(env, exports);
   return exports;
 }
 

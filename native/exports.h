@@ -7,4 +7,5 @@
 namespace iomux {
 void InitPoller(Napi::Env env, Napi::Object exports);
 void InitSys(Napi::Env env, Napi::Object exports);
+void InitTestHooks(Napi::Env env, Napi::Object exports);  // after InitSys: adds to exports.sys
 }  // namespace iomux
