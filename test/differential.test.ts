@@ -36,7 +36,7 @@ import fc from 'fast-check';
 import { Poller, Interest, Mode, UnsupportedModeError, type BackendName } from '../lib/poller';
 import { ErrnoError } from '../lib/errors';
 import * as sys from '../lib/sys';
-import { available, noteUnavailable, statuses } from './helpers/backends';
+import { available, newPoller, noteUnavailable, statuses } from './helpers/backends';
 import { makePair, TcpFactory, type PairKind } from './helpers/pairs';
 
 const RUNS = Number(process.env.IOMUX_DIFF_RUNS ?? 1000);
@@ -169,7 +169,7 @@ class Runner {
     private tcp: TcpFactory,
     private t: Totals,
   ) {
-    this.insts = available.map((name) => ({ name, poller: new Poller(name), regs: new Map() }));
+    this.insts = available.map((name) => ({ name, poller: newPoller(name), regs: new Map() }));
   }
 
   run(): void {
@@ -615,7 +615,7 @@ describe('differential: replays of shrunk counterexamples', () => {
   // without READABLE complete at once, again and again: wait() spun.
   it.each(available)('%s: a wait on a WRITABLE-only fd whose peer shut down writing sleeps', (name) => {
     const [a, b] = sys.socketpair();
-    const p = new Poller(name);
+    const p = newPoller(name);
     try {
       while (sys.write(a, PATTERN, 0, CHUNK) > 0);
       sys.shutdown(b, 'write');

@@ -19,6 +19,7 @@ import * as pollerModule from '../../lib/poller';
 import { Poller, backends, defaultBackend, UnsupportedModeError, BACKEND_NAMES } from '../../lib/poller';
 import { ErrnoError } from '../../lib/errors';
 import { native } from '../../lib/native';
+import { newPoller } from '../helpers/backends';
 
 const CALLS = Number(process.argv[2] ?? 20000);
 const SEED = Number(process.argv[3] ?? 42);
@@ -184,7 +185,7 @@ function buildPool(): Pool {
   const pollers: Poller[] = [];
   for (const b of backends()) {
     if (!b.available) continue;
-    const p = new Poller(b.name);
+    const p = newPoller(b.name);
     p.add(guard, 1);
     pollers.push(p);
   }

@@ -3,7 +3,8 @@
 //   leaks.ts gc <backend> <count>    fds after <count> Pollers dropped without close() and collected
 // Prints one JSON line.
 import * as fs from 'node:fs';
-import { Poller, type BackendName } from '../../lib/poller';
+import { type BackendName } from '../../lib/poller';
+import { newPoller } from '../helpers/backends';
 import * as sys from '../../lib/sys';
 
 const [mode, backend, countArg] = process.argv.slice(2);
@@ -16,7 +17,7 @@ const [r, w] = sys.pipe();
 sys.write(w, Buffer.from('x')); // r stays readable: every wait(0) has an event
 
 function cycle(close: boolean): void {
-  const p = new Poller(backend as BackendName);
+  const p = newPoller(backend as BackendName);
   p.add(r, 1);
   p.wait(0);
   if (close) p.close();
