@@ -32,7 +32,7 @@ if (!fs.existsSync(addon) || fs.statSync(addon).mtimeMs < newestSource() || proc
 }
 
 function runtime(lib) {
-  const p = execFileSync(process.env.CXX || 'g++', [`-print-file-name=${lib}`], { encoding: 'utf8' }).trim();
+  const p = execFileSync('g++', [`-print-file-name=${lib}`], { encoding: 'utf8' }).trim();
   if (!path.isAbsolute(p) || !fs.existsSync(p)) {
     console.error(`test:asan: the compiler does not know ${lib} (install the sanitizer runtime, e.g. libasan8)`);
     process.exit(1);
@@ -50,7 +50,6 @@ const env = {
     'detect_leaks=0', // sanitizers/README.md: V8/Node keep memory to exit; leaks are tested by test/leaks.test.ts
     'halt_on_error=1',
     'abort_on_error=1', // a finding kills the process with SIGABRT: a test cannot miss it
-    'quarantine_size_mb=16', // keeps RSS figures (test/leaks.test.ts) within their bounds
     `suppressions=${path.join(supp, 'asan.supp')}`,
     process.env.ASAN_OPTIONS,
   ].filter(Boolean).join(':'),
