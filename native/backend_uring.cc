@@ -1,7 +1,10 @@
 // io_uring as a readiness multiplexer: one IORING_OP_POLL_ADD per fd.
 // Level mode re-arms a single-shot poll after each completion (emulated),
 // edge mode uses a multishot poll (one CQE per wake-up, Linux 5.13), and
-// oneshot is a single-shot poll left disarmed until modify().
+// oneshot (EDGE|ONESHOT too) is a single-shot poll left disarmed until
+// modify(). Level re-arms are submitted at the start of the next wait. A
+// registration whose poll completes with nothing it asked for (POLLRDHUP,
+// which io_uring always adds) waits on a multishot poll instead (see Harvest).
 // A pending poll holds a reference to the file, so remove() cancels at once:
 // otherwise a closed socket would stay open until the next wait.
 #include <cerrno>

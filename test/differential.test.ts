@@ -482,7 +482,7 @@ class Runner {
       seen.set(inst.name, m);
     }
     this.t.rounds++;
-    const describe = (fd: number) => this.insts.map((i) => `${i.name}=${i.regs.has(fd) ? (seen.get(i.name)!.get(fd) ?? 0) : '-'}`).join(' ');
+    const seenBy = (fd: number) => this.insts.map((i) => `${i.name}=${i.regs.has(fd) ? (seen.get(i.name)!.get(fd) ?? 0) : '-'}`).join(' ');
 
     for (const pair of this.pairs) {
       for (const e of pair.ends) {
@@ -491,7 +491,7 @@ class Runner {
         const group = this.insts.filter((i) => i.regs.has(e.fd) && (!(mode & Mode.ONESHOT) || armedBefore.get(i.name)!.has(e.fd)));
         if (group.length === 0) continue;
         const bits = (i: Instance) => seen.get(i.name)!.get(e.fd) ?? 0;
-        const ctx = () => `${where}: ${this.label(e)} interest ${e.reg!.interest} mode ${mode}: ${describe(e.fd)}`;
+        const ctx = () => `${where}: ${this.label(e)} interest ${e.reg!.interest} mode ${mode}: ${seenBy(e.fd)}`;
 
         // 1. The backends agree with one another.
         const ref = group.find((i) => i.name !== 'select');
