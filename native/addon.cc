@@ -12,6 +12,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   iomux::InitLabServe(env, exports);
   iomux::InitLoadgen(env, exports);
   iomux::InitBench(env, exports);
+  iomux::InitTestHooks(env, exports);
   return exports;
 }
 

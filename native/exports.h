@@ -13,4 +13,5 @@ void InitLoopEmbed(Napi::Env env, Napi::Object exports);
 void InitLabServe(Napi::Env env, Napi::Object exports);
 void InitLoadgen(Napi::Env env, Napi::Object exports);
 void InitBench(Napi::Env env, Napi::Object exports);
+void InitTestHooks(Napi::Env env, Napi::Object exports);  // after InitSys: adds to exports.sys
 }  // namespace iomux
