@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import * as sys from '../../lib/sys';
 import * as pollerModule from '../../lib/poller';
-import { Poller, backends, defaultBackend, UnsupportedModeError, BACKEND_NAMES } from '../../lib/poller';
+import { Poller, backends, defaultBackend, monotonicMs, UnsupportedModeError, BACKEND_NAMES } from '../../lib/poller';
 import { ErrnoError } from '../../lib/errors';
 import { native } from '../../lib/native';
 import { newPoller } from '../helpers/backends';
@@ -309,6 +309,7 @@ const livePoller = (pool: Pool, r: Rng) => pick(r, pool.pollers);
 const pollerSpecs: Spec[] = [
   { name: 'backends', params: [], kinds: [], call: (_p, a) => anyFn(backends)(...a) },
   { name: 'defaultBackend', params: [], kinds: [], call: (_p, a) => anyFn(defaultBackend)(...a) },
+  { name: 'monotonicMs', params: [], kinds: [], call: (_p, a) => anyFn(monotonicMs)(...a) },
   { name: 'new UnsupportedModeError', params: ['message'], kinds: ['any'], call: (_p, a) => new (UnsupportedModeError as unknown as new (...x: unknown[]) => unknown)(...a) },
   {
     name: 'new Poller', params: ['backend', 'options', 'options.capacity'], kinds: ['backend', 'polleropts'],
