@@ -18,7 +18,14 @@
         "native/backend_uring.cc",
         "native/probe_threads.cc",
         "native/ring.cc",
-        "native/loop_embed.cc"
+        "native/loop_embed.cc",
+        "native/lab_proto.cc",
+        "native/lab_serve.cc",
+        "native/lab_threads.cc",
+        "native/lab_thread_pool.cc",
+        "native/lab_epoll.cc",
+        "native/lab_uring.cc",
+        "native/loadgen.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],

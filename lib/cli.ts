@@ -7,6 +7,10 @@ const commands: Command[] = [
   backendsCommand,
   probeCommand,
 ];
+import { serveCommand } from './commands/serve';
+import { loadCommand } from './commands/load';
+
+const commands: Command[] = [backendsCommand, serveCommand, loadCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
