@@ -256,3 +256,31 @@ describe('options', () => {
     expect(j.firstError).toMatch(/echo byte 5/);
   });
 });
+
+describe('progress and cancellation', () => {
+  it('reports progress while it runs, and an abort ends the run early with the result so far', async () => {
+    const port = await tinyServer((s) => s.pipe(s));
+    const seen: string[] = [];
+    const ac = new AbortController();
+    const t0 = performance.now();
+    const run = runLoad({
+      port,
+      conns: 2,
+      duration: 30,
+      progressInterval: 50,
+      signal: ac.signal,
+      onProgress: (p) => {
+        seen.push(p.phase);
+        expect(p.connected).toBeLessThanOrEqual(2);
+        if (p.requests > 0 && seen.length >= 3) ac.abort();
+      },
+    });
+    const r = await run;
+    expect(performance.now() - t0).toBeLessThan(25_000);
+    expect(seen).toContain('run');
+    expect(r.cancelled).toBe(true);
+    expect(r.durationS).toBeLessThan(30);
+    expect(r.requests).toBeGreaterThan(0);
+    expect(r.verifyErrors).toBe(0);
+  });
+});
