@@ -7,6 +7,8 @@ import { threadPoolArch } from './thread-pool';
 import { cEpollArch } from './c-epoll';
 import { cUringArch } from './c-uring';
 import { nodeNetArch } from './node-net';
+import { reactorArch } from './reactor';
+import { proactorArch } from './proactor';
 
 export const ARCHS: readonly Arch[] = [
   threadsArch,
@@ -14,6 +16,8 @@ export const ARCHS: readonly Arch[] = [
   cEpollArch,
   cUringArch,
   nodeNetArch,
+  reactorArch,
+  proactorArch,
 ];
 
 export function findArch(name: string): Arch | undefined {
