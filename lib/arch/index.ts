@@ -9,6 +9,8 @@ import { cUringArch } from './c-uring';
 import { nodeNetArch } from './node-net';
 import { reactorArch } from './reactor';
 import { proactorArch } from './proactor';
+import { reactorPoolArch } from './reactor-pool';
+import { multiReactorArch, multiReactorExclusiveArch } from './multi-reactor';
 
 export const ARCHS: readonly Arch[] = [
   threadsArch,
@@ -18,6 +20,9 @@ export const ARCHS: readonly Arch[] = [
   nodeNetArch,
   reactorArch,
   proactorArch,
+  reactorPoolArch,
+  multiReactorArch,
+  multiReactorExclusiveArch,
 ];
 
 export function findArch(name: string): Arch | undefined {

@@ -379,6 +379,7 @@ export class ReactorCore {
   }
 
   private submitWork(c: Conn, us: number, close: number): void {
+    this.counters[COUNT_REQUESTS]++;
     const slot = this.jobFree.length > 0 ? this.jobFree.pop()! : this.jobConn.length;
     this.jobConn[slot] = c;
     this.jobCode[slot] = close ? RESP_HELLO_CLOSE : RESP_HELLO;
