@@ -20,7 +20,7 @@ import {
   parseRequest,
   responseCode,
 } from './http-parse';
-import { BACKLOG } from './reactor';
+import { BACKLOG, nodeLoopTurn } from './reactor';
 import { SignalPipe } from './signal-pipe';
 import type { Arch, RunningServer, ServeOptions, ServerStats } from './types';
 
@@ -118,7 +118,11 @@ class Proactor implements RunningServer {
         // handlers in between, and libuv would replace ours.
         this.sig = new SignalPipe(['SIGINT', 'SIGTERM']);
         this.ring.poll(this.sig.fd, PollEvents.IN, UD_SIGNAL);
-        this.ring.run(this.onCompletions);
+        // A signal that came before the pipe existed went to Node's own pipe
+        // only: a full turn of Node's loop lets serve's listener see it (and
+        // call close()) before the thread blocks.
+        await nodeLoopTurn();
+        if (!this.finished) this.ring.run(this.onCompletions);
       }
     } finally {
       if (this.sig !== null) this.sig.close();
@@ -127,7 +131,7 @@ class Proactor implements RunningServer {
       this.ring.close();
     }
     // One turn of Node's loop: its own signal listeners (serve's) run now.
-    await new Promise((resolve) => setImmediate(resolve));
+    await nodeLoopTurn();
   }
 
   private readonly onCompletions = (n: number): void => {

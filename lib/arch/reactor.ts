@@ -13,6 +13,16 @@ import type { Arch, RunningServer, ServeOptions, ServerStats } from './types';
 export const BACKLOG = 4096;
 
 /**
+ * Resolves after Node's loop has polled for I/O at least once: two
+ * immediates, since the first may run in the check phase right after the
+ * poll phase we are called from, with no poll in between.
+ */
+export async function nodeLoopTurn(): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
  * A server whose EventLoop owns the thread: run() blocks in the loop until the
  * server has stopped. SIGINT/SIGTERM arrive through a SignalPipe watched by
  * the loop (Node's own handlers cannot run meanwhile): the first starts a
@@ -79,7 +89,11 @@ export class OwnedReactor implements RunningServer {
           if (first) void this.core.shutdown();
           if (!first || got.length > 1) this.core.destroyAll();
         });
-        await this.loop.run();
+        // A signal that came before the pipe existed went to Node's own pipe
+        // only: a full turn of Node's loop lets serve's listener see it (and
+        // call close()) before the thread blocks.
+        await nodeLoopTurn();
+        if (!this.core.isFinished) await this.loop.run();
       }
     } finally {
       if (watcher !== null) watcher.close();
@@ -92,7 +106,7 @@ export class OwnedReactor implements RunningServer {
     }
     // One turn of Node's loop: its own signal listeners (serve's) hear about
     // the signal now, before whoever awaits run() carries on.
-    await new Promise((resolve) => setImmediate(resolve));
+    await nodeLoopTurn();
   }
 }
 
