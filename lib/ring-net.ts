@@ -81,10 +81,16 @@ class Router {
         failed = true;
       }
     }
-    if (this.starved.length > 0 && !this.ring.closed && this.ring.buffersFree > 0) {
-      const list = this.starved;
-      this.starved = [];
-      for (const conn of list) conn.rearm();
+    if (this.starved.length > 0 && !this.ring.closed) {
+      // Re-arm no more recvs than there are free buffers: each starved
+      // connection has data waiting, so re-arming them all would mostly buy
+      // another ENOBUFS each (a storm with thousands of connections).
+      const free = this.ring.buffersFree;
+      if (free > 0) {
+        const list = free >= this.starved.length ? this.starved : this.starved.slice(0, free);
+        this.starved = list === this.starved ? [] : this.starved.slice(free);
+        for (const conn of list) conn.rearm();
+      }
     }
     if (failed) throw error;
   };

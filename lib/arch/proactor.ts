@@ -71,7 +71,10 @@ class Proactor implements RunningServer {
     this.http = o.protocol === 'http';
     this.graceMs = o.graceMs ?? 2000;
     this.host = o.host;
-    this.ring = new Ring({ entries: 1024 });
+    // Many small buffers: the lab's messages are small and a buffer is held only
+    // while its ondata runs, but with thousands of connections many chunks land
+    // in one batch (each missing buffer is an ENOBUFS and a re-armed recv).
+    this.ring = new Ring({ entries: 1024, bufferCount: 4096, bufferSize: 2048 });
     try {
       this.server = new RingTcpServer(this.ring, { host: o.host, port: o.port, backlog: BACKLOG });
     } catch (err) {
