@@ -37,7 +37,8 @@ export function formatHostPort(host: string, port: number): string {
 }
 
 function archList(): string {
-  return ARCHS.map((a) => `  ${a.name.padEnd(13)} ${a.summary}`).join('\n');
+  const width = Math.max(13, ...ARCHS.map((a) => a.name.length));
+  return ARCHS.map((a) => `  ${a.name.padEnd(width)} ${a.summary}`).join('\n');
 }
 
 /** The counters an arch keeps besides accepted/active/requests, as "; key=value ...". */
