@@ -342,8 +342,8 @@ describe.skipIf(!Ring.probe().available)('RingConnection.pause()/resume() (lib/r
 });
 
 describe('reactor-pool', () => {
-  it('answers pipelined requests in order when their CPU work finishes out of order', async () => {
-    const s = await serve(['--arch', 'reactor-pool', '--protocol', 'http', '--workers', '3']);
+  it.each(['level', 'edge'])('answers pipelined requests in order when their CPU work finishes out of order (--mode %s)', async (mode) => {
+    const s = await serve(['--arch', 'reactor-pool', '--protocol', 'http', '--workers', '3', '--mode', mode]);
     try {
       const batch = GET('/work?us=300000') + GET('/missing') + GET('/work?us=1000') + GET('/') + GET('/work?us=100000') + GET('/nope', 'Connection: close\r\n');
       const { data, closed } = await exchange(s.port, [batch], { timeoutMs: 10_000 });
