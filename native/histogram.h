@@ -2,6 +2,7 @@
 // 1024 sub-buckets per power of two, so every recorded value is kept within
 // 0.1 % of its true value from nanoseconds to hours, in fixed memory.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

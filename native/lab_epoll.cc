@@ -108,14 +108,14 @@ class Reactor {
             Close(c);
             continue;
           }
-          Run(c);
+          Run(c, evs[i].events);
         }
       }
       std::vector<Conn*> again;
       again.swap(again_);
       for (Conn* c : again) {
         c->queued = false;
-        if (!c->closed) Run(c);
+        if (!c->closed) Run(c, EPOLLRDHUP);  // read on until EAGAIN
       }
       for (Conn* c : graveyard_) delete c;  // after the batch: no stale pointers
       graveyard_.clear();
@@ -167,7 +167,7 @@ class Reactor {
     for (Conn* c : conns_)
       if (c && !c->closed) {
         c->eof = true;
-        Run(c);
+        Run(c, 0);
       }
   }
 
@@ -180,8 +180,13 @@ class Reactor {
     graveyard_.push_back(c);
   }
 
-  // Flush, then read until EAGAIN (edge-triggered), answering as input comes.
-  void Run(Conn* c) {
+  // Flush, then read until the socket is drained (edge-triggered), answering
+  // as input comes. A short read means drained: the next arrival raises a new
+  // edge, so the extra recv() that would return EAGAIN is skipped, unless the
+  // peer has closed (EPOLLRDHUP: the end of file must still be read).
+  void Run(Conn* c, uint32_t events) {
+    const bool read_to_eagain = events & (EPOLLRDHUP | EPOLLHUP);
+    bool drained = false;
     for (int reads = 0;;) {
       while (c->out_off < c->out.size()) {
         ssize_t n = send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
@@ -202,6 +207,7 @@ class Reactor {
         c->draining = true;
       }
       if (c->eof) return Close(c);
+      if (drained) return;
       if (reads++ == kReadsPerTurn) {
         if (!c->queued) {
           c->queued = true;
@@ -212,6 +218,7 @@ class Reactor {
       ssize_t n = recv(c->fd, buf_.get(), kReadBuf, 0);
       if (n > 0) {
         stats_.bytes_in.fetch_add(n, std::memory_order_relaxed);
+        drained = static_cast<size_t>(n) < kReadBuf && !read_to_eagain;
         if (c->close_after) continue;  // input after the last response is dropped
         if (protocol_ == kEcho) {
           stats_.requests.fetch_add(1, std::memory_order_relaxed);

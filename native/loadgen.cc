@@ -488,7 +488,7 @@ class Worker {
       if (phase == kRun && cfg_.rate <= 0) Fill(c, NowNs());
     }
     if (ev & EPOLLOUT) c.writable = true;
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) Receive(c);
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) Receive(c, ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
     if (c.state == kOpen) Pump(c);
   }
 
@@ -550,12 +550,15 @@ class Worker {
     Fail(c, &totals.resets, std::string("send: ") + ErrName(errno));  // ECONNRESET, EPIPE
   }
 
-  void Receive(Conn& c) {
+  // Reads until drained. A short read means drained (a later arrival raises a
+  // new edge), unless the peer hung up: then read on to the end of file.
+  void Receive(Conn& c, bool hangup) {
     for (;;) {
       ssize_t n = recv(c.fd, buf_.get(), kMaxChunk, 0);
       if (n > 0) {
         totals.bytes_received += n;
         if (!Verify(c, buf_.get(), static_cast<size_t>(n))) return;
+        if (static_cast<size_t>(n) < kMaxChunk && !hangup) return;
         continue;
       }
       if (n == 0) {
@@ -810,6 +813,7 @@ void Coordinate(std::shared_ptr<Run> run) {
     sh.t_drain_end.store(t_end + static_cast<int64_t>(cfg.drain_s * 1e9));
     sh.phase.store(kRun, std::memory_order_release);
     for (auto& w : workers) w->Wake();
+    progress(launch, &last_done, &last_t);  // every phase change is reported
     last_done = 0;
     last_t = t0;
     next_progress = t0 + step;
@@ -826,6 +830,7 @@ void Coordinate(std::shared_ptr<Run> run) {
     // Drain: wait for the answers still in flight (bounded).
     sh.phase.store(kDrain, std::memory_order_release);
     for (auto& w : workers) w->Wake();
+    progress(t0, &last_done, &last_t);
     const int64_t drain_end = sh.t_drain_end.load();
     while (!sh.cancelled && NowNs() < drain_end) {
       bool all = true;

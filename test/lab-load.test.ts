@@ -182,16 +182,28 @@ describe('load generator verification', () => {
   });
 });
 
+/** Echo that, once `bytes` have come in, stops reading for `ms`. */
+function stallAfter(bytes: number, ms: number) {
+  return (s: net.Socket) => {
+    let seen = 0;
+    let stalled = false;
+    s.on('data', (d) => {
+      s.write(d);
+      seen += d.length;
+      if (!stalled && seen >= bytes) {
+        stalled = true;
+        s.pause();
+        setTimeout(() => s.resume(), ms);
+      }
+    });
+  };
+}
+
 describe('open loop', () => {
   it('measures latency from the intended send time: a stalled server shows as latency', async () => {
-    // An echo server that stops reading for 400 ms, 200 ms into the run.
-    const port = await tinyServer((s) => {
-      s.pipe(s);
-      setTimeout(() => {
-        s.pause();
-        setTimeout(() => s.resume(), 400);
-      }, 200);
-    });
+    // An echo server that stops reading for 400 ms after 100 requests
+    // (200 ms into the run at 500/s), however slowly the run started.
+    const port = await tinyServer(stallAfter(1600, 400));
     const r = await runLoad({ port, conns: 1, size: 16, duration: 1, rate: 500, connectTimeout: 5 });
     expect(r.verifyErrors).toBe(0);
     // Requests leave on schedule: never more than rate x duration.
@@ -204,13 +216,7 @@ describe('open loop', () => {
   });
 
   it('a closed loop against the same stall records one slow request per connection', async () => {
-    const port = await tinyServer((s) => {
-      s.pipe(s);
-      setTimeout(() => {
-        s.pause();
-        setTimeout(() => s.resume(), 400);
-      }, 200);
-    });
+    const port = await tinyServer(stallAfter(1600, 400));
     const r = await runLoad({ port, conns: 1, size: 16, duration: 1 });
     expect(r.latencyUs.max).toBeGreaterThanOrEqual(300_000);
     // Hundreds of fast requests before and after, one stalled one: p90 stays small

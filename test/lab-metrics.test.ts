@@ -15,8 +15,8 @@ describe.skipIf(!linux)('metrics', () => {
     expect(s.rssKb).toBeGreaterThan(1000);
     expect(s.vmSizeKb).toBeGreaterThan(s.rssKb);
     expect(s.threads).toBeGreaterThanOrEqual(1);
-    expect(s.perThread.size).toBe(s.threads);
-    expect(s.perThread.has(process.pid)).toBe(true);
+    expect(s.perThread!.size).toBe(s.threads);
+    expect(s.perThread!.has(process.pid)).toBe(true);
     expect(s.voluntaryCtxSwitches).toBeGreaterThan(0);
     expect(s.userS + s.sysS).toBeGreaterThan(0);
     // PSS exists where smaps_rollup does (Linux 4.14+), and is at most RSS.
@@ -43,7 +43,9 @@ describe.skipIf(!linux)('metrics', () => {
     try {
       const sampler = new ProcessSampler(s.pid, { intervalMs: 50 });
       const base = sampler.start();
-      const r = await runLoad({ port: s.port, conns: 40, size: 64, duration: 0.6, threads: 1 });
+      // A sample at the end of the run, every connection still open (as iomux load does).
+      const atEnd = (p: { phase: string }) => p.phase === 'drain' && sampler.sampleNow();
+      const r = await runLoad({ port: s.port, conns: 40, size: 64, duration: 0.6, threads: 1, onProgress: atEnd });
       const rep = sampler.stop();
       expect(r.verifyErrors).toBe(0);
       expect(rep.samples).toBeGreaterThanOrEqual(2);
@@ -90,7 +92,8 @@ describe.skipIf(!linux)('metrics', () => {
       const sampler = new ProcessSampler(s.pid, { intervalMs: 20 });
       sampler.start();
       // Three short runs: connection threads start and exit between them.
-      for (let i = 0; i < 3; i++) await runLoad({ port: s.port, conns: 5, duration: 0.15 });
+      const atEnd = (p: { phase: string }) => p.phase === 'drain' && sampler.sampleNow();
+      for (let i = 0; i < 3; i++) await runLoad({ port: s.port, conns: 5, duration: 0.15, onProgress: atEnd });
       await new Promise((r) => setTimeout(r, 100));
       const rep = sampler.stop();
       // The threads of the first runs have exited, yet their switches counted.
@@ -99,5 +102,15 @@ describe.skipIf(!linux)('metrics', () => {
     } finally {
       await s.stop();
     }
+  });
+});
+
+describe.skipIf(!linux)('metrics: cheap readings', () => {
+  it('threads: false skips the per-thread scan', () => {
+    const s = readProcess(process.pid, { threads: false });
+    expect(s.perThread).toBeNull();
+    expect(s.voluntaryCtxSwitches).toBe(0);
+    expect(s.threads).toBeGreaterThanOrEqual(1);
+    expect(s.rssKb).toBeGreaterThan(0);
   });
 });

@@ -92,7 +92,7 @@ describe('several reactor threads (SO_REUSEPORT)', () => {
       for (const protocol of ['echo', 'http'] as const) {
         const s = await serve(['--arch', arch, '--threads', '2', '--protocol', protocol]);
         try {
-          if (linux) expect(readProcess(s.pid).perThread.size).toBeGreaterThanOrEqual(3);
+          if (linux) expect(readProcess(s.pid).perThread!.size).toBeGreaterThanOrEqual(3);
           const r = await runLoad({ port: s.port, protocol, conns: 16, depth: 2, duration: 0.3 });
           expect(r.firstError).toBeNull();
           expect(r.verifyErrors).toBe(0);

@@ -178,7 +178,8 @@ describe.each(available.map((a) => a.name))('arch %s', (arch) => {
       expect(data.toString('latin1')).toMatch(/^HTTP\/1\.1 400 /);
     });
 
-    it.skipIf(!NATIVE.has(arch))('answers every malformed request with 400 and closes (native parser)', async () => {
+    // Node's http parser (node-net) answers malformed requests its own way.
+    (NATIVE.has(arch) ? it : it.skip)('answers every malformed request with 400 and closes (native parser)', async () => {
       const bad = ['GET / HTTP/2.0\r\n\r\n', 'GET nope HTTP/1.1\r\n\r\n', 'GET / HTTP/1.1\r\nBad Header\r\n\r\n',
         'GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n', 'GET /work?us=abc HTTP/1.1\r\n\r\n',
         'GET /work?us=99999999 HTTP/1.1\r\n\r\n', 'GET /work HTTP/1.1\r\n\r\n', ' GET / HTTP/1.1\r\n\r\n',

@@ -81,7 +81,7 @@ function formatProgress(p: LoadProgress): string {
 
 export const loadCommand: Command = {
   name: 'load',
-  summary: 'native load generator: connections, pipelining, open/closed loop, verified replies, latency percentiles',
+  summary: 'native load generator: verified replies, latency percentiles',
   help: `usage: iomux load --port N [--host H] [--protocol echo|http] [--conns N] [--size B]
                   [--depth D] [--duration S] [--rate R] [--work-us U --work-ratio F]
                   [--threads N] [--sources N] [--pid PID] [--json] [--quiet]
@@ -171,6 +171,7 @@ Examples:
         throw new UsageError(`--pid ${pid}: cannot read /proc/${pid} (${(err as Error).message})`);
       }
     }
+    let sampledAtEnd = false;
     const ac = new AbortController();
     const onSigint = () => ac.abort();
     process.once('SIGINT', onSigint);
@@ -190,7 +191,14 @@ Examples:
         threads: intFlag(values.threads, '--threads', 1, 256),
         sources: intFlag(values.sources, '--sources', 1, 254),
         signal: ac.signal,
-        onProgress: values.quiet ? undefined : (p) => process.stderr.write(formatProgress(p)),
+        onProgress: (p) => {
+          // The run is over, every connection still open: the server's peak.
+          if (p.phase === 'drain' && !sampledAtEnd) {
+            sampledAtEnd = true;
+            sampler?.sampleNow();
+          }
+          if (!values.quiet) process.stderr.write(formatProgress(p));
+        },
       });
     } catch (err) {
       if (err instanceof RangeError || err instanceof TypeError) throw new UsageError(err.message);

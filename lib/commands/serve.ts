@@ -49,7 +49,7 @@ function extraStats(s: Record<string, number | undefined>): string {
 
 export const serveCommand: Command = {
   name: 'serve',
-  summary: 'run one lab server (threads, thread-pool, c-epoll, c-uring, node-net, ...) until SIGTERM',
+  summary: 'run one lab server architecture until SIGINT/SIGTERM',
   get help() {
     return `usage: iomux serve --arch ARCH [--protocol echo|http] [--host H] [--port N]
                    [--backend B] [--mode M] [--threads N] [--workers N] [--stack-kb N]

@@ -16,14 +16,20 @@ export interface ProcSnapshot {
   pssKb: number | null;
   vmSizeKb: number;
   threads: number;
-  /** Summed over the threads alive now. */
+  /** Summed over the threads alive now (0 when read with `threads: false`). */
   voluntaryCtxSwitches: number;
   involuntaryCtxSwitches: number;
   /** Process-wide, including threads that have exited. */
   userS: number;
   sysS: number;
-  /** Per thread id: [voluntary, involuntary]. */
-  perThread: Map<number, [number, number]>;
+  /** Per thread id: [voluntary, involuntary]; null when read with `threads: false`. */
+  perThread: Map<number, [number, number]> | null;
+}
+
+export interface ReadOptions {
+  /** Also read /proc/PID/task/* /status for context switches (default true;
+   * costs one file per thread, which matters with 10,000 threads). */
+  threads?: boolean;
 }
 
 let ticks = 0;
@@ -50,7 +56,7 @@ function field(text: string, name: string): number {
 }
 
 /** One reading of /proc/PID. Throws ErrnoError (ENOENT) when the process is gone. */
-export function readProcess(pid: number): ProcSnapshot {
+export function readProcess(pid: number, options: ReadOptions = {}): ProcSnapshot {
   intArg(pid, 'pid', 1, 0x7fffffff);
   const t = performance.now();
   const status = readText(`/proc/${pid}/status`);
@@ -65,12 +71,12 @@ export function readProcess(pid: number): ProcSnapshot {
   } catch {
     pssKb = null;
   }
-  const perThread = new Map<number, [number, number]>();
+  const perThread = options.threads === false ? null : new Map<number, [number, number]>();
   let vol = 0;
   let invol = 0;
   let tids: string[] = [];
   try {
-    tids = fs.readdirSync(`/proc/${pid}/task`);
+    if (perThread) tids = fs.readdirSync(`/proc/${pid}/task`);
   } catch {
     tids = [];
   }
@@ -83,7 +89,7 @@ export function readProcess(pid: number): ProcSnapshot {
     }
     const v = field(s, 'voluntary_ctxt_switches');
     const iv = field(s, 'nonvoluntary_ctxt_switches');
-    perThread.set(Number(tid), [v, iv]);
+    perThread!.set(Number(tid), [v, iv]);
     vol += v;
     invol += iv;
   }
@@ -139,6 +145,7 @@ export class ProcessSampler {
   private readonly baseline = new Map<number, [number, number]>();
   private readonly latest = new Map<number, [number, number]>();
   private gone = false;
+  private nextThreadScan = 0;
 
   constructor(pid: number, options: SamplerOptions = {}) {
     this.pid = intArg(pid, 'pid', 1, 0x7fffffff);
@@ -150,28 +157,38 @@ export class ProcessSampler {
     if (this.first) throw new Error('ProcessSampler already started');
     const s = this.sample();
     if (!s) throw new ErrnoError(os.constants.errno.ENOENT, 'open', `/proc/${this.pid}`);
-    for (const [tid, v] of s.perThread) this.baseline.set(tid, v);
+    for (const [tid, v] of s.perThread!) this.baseline.set(tid, v);
     this.schedule(this.intervalMs);
     return s;
   }
 
   private schedule(ms: number): void {
     this.timer = setTimeout(() => {
-      const t0 = performance.now();
-      this.sample();
-      if (!this.gone) this.schedule(Math.max(this.intervalMs, 5 * (performance.now() - t0)));
+      this.sample(performance.now() >= this.nextThreadScan);
+      if (!this.gone) this.schedule(this.intervalMs);
     }, ms);
     this.timer.unref();
   }
 
-  private sample(): ProcSnapshot | null {
+  /**
+   * Takes a sample now, e.g. at the end of a load run while every connection
+   * is still open. The per-thread scan (context switches) runs at most every
+   * 5x the time it last took, so 10,000 threads do not turn the sampler into load.
+   */
+  sampleNow(): ProcSnapshot | null {
+    return this.sample(true);
+  }
+
+  private sample(threads = true): ProcSnapshot | null {
     let s: ProcSnapshot;
+    const t0 = performance.now();
     try {
-      s = readProcess(this.pid);
+      s = readProcess(this.pid, { threads });
     } catch {
       this.gone = true;
       return null;
     }
+    if (threads) this.nextThreadScan = performance.now() + 5 * (performance.now() - t0);
     if (!this.first) this.first = s;
     this.last = s;
     this.samples++;
@@ -179,7 +196,7 @@ export class ProcessSampler {
     if (s.pssKb !== null) this.peak.pssKb = Math.max(this.peak.pssKb ?? 0, s.pssKb);
     this.peak.vmSizeKb = Math.max(this.peak.vmSizeKb, s.vmSizeKb);
     this.peak.threads = Math.max(this.peak.threads, s.threads);
-    for (const [tid, v] of s.perThread) this.latest.set(tid, v);
+    if (s.perThread) for (const [tid, v] of s.perThread) this.latest.set(tid, v);
     return s;
   }
 
