@@ -86,15 +86,15 @@ struct LoadConfig {
   unsigned fault_kinds = 0; // FaultKind bits
   int fault_delay_ms = 1000;  // a fault comes 0 .. this long after its connection starts
   int fault_stall_ms = 500;   // slow reader: how long it does not read
-  uint64_t fault_flood = 256 * 1024;
-  uint64_t fault_deep_flood = 8 * 1024 * 1024;  // every kDeepEvery-th slow reader  // slow reader: bytes it sends while not reading
+  uint64_t fault_flood = 128 * 1024;  // slow reader: bytes it sends while not reading
+  uint64_t fault_deep_flood = 8 * 1024 * 1024;  // ... the first, then every kDeepEvery-th slow reader
   uint64_t fault_seed = 1;
 };
 
 enum FaultKind : unsigned { kFaultReset = 1, kFaultHalfClose = 2, kFaultSlowRead = 4, kFaultVanish = 8 };
 constexpr int kFaultKinds = 4;
 constexpr int kSlowReaderBuf = 16 * 1024;
-constexpr uint64_t kDeepEvery = 8;
+constexpr uint64_t kDeepEvery = 32;
 
 // Counters a worker publishes while it runs (read by the coordinator).
 struct Live {
@@ -508,7 +508,7 @@ class Worker {
         int small = kSlowReaderBuf;
         setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
         setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-        c.deep = slow_count_++ % kDeepEvery == kDeepEvery - 1;
+        c.deep = slow_count_++ % kDeepEvery == 0;  // the first of each thread, then every kDeepEvery-th
       }
     }
     // Spread over 127.0.0.1 .. 127.0.0.N: each source address has its own
@@ -843,8 +843,8 @@ class Worker {
     } else if (kind == kTimerStallEnd) {
       if (c.state == kOpen && c.stalled) {
         c.stalled = false;
-        // Part of the flood is still unsent: the server stopped reading this
-        // client while it did not read (backpressure held).
+        // Part of the flood is still unsent: while this client did not read,
+        // the server stopped reading it (backpressure) or fell behind.
         if (c.send_off < c.send_target) totals.slow_blocked++;
         Receive(c, true);  // reads until EAGAIN: no edge will come for what waited
         if (c.state == kOpen) Pump(c);
@@ -1186,7 +1186,7 @@ Napi::Value LoadRun(const Napi::CallbackInfo& info) {
   if (cfg.fault_ratio == 0 || cfg.http || cfg.rate > 0) cfg.fault_kinds = 0;  // echo, closed loop only
   cfg.fault_delay_ms = std::min(std::max(0, static_cast<int>(NumOf(c, "faultDelayMs", 1000))), 3600000);
   cfg.fault_stall_ms = std::min(std::max(0, static_cast<int>(NumOf(c, "faultStallMs", 500))), 3600000);
-  cfg.fault_flood = static_cast<uint64_t>(std::min(std::max(NumOf(c, "faultFloodBytes", 256 * 1024), 0.0), 1e9));
+  cfg.fault_flood = static_cast<uint64_t>(std::min(std::max(NumOf(c, "faultFloodBytes", 128 * 1024), 0.0), 1e9));
   cfg.fault_deep_flood = static_cast<uint64_t>(std::min(std::max(NumOf(c, "faultDeepFloodBytes", 8 * 1024 * 1024), 0.0), 1e10));
   cfg.fault_seed = static_cast<uint64_t>(std::min(std::max(NumOf(c, "faultSeed", 1), 0.0), 4294967295.0));
 

@@ -62,7 +62,7 @@ export function formatSummary(r: LoadResult, server?: ServerMetrics): string {
   const F = r.faults;
   if (F && F.reset + F.halfClose + F.slowRead + F.vanish > 0) {
     lines.push(
-      `  faults       ${int(F.reset)} resets, ${int(F.halfClose)} half-closes, ${int(F.slowRead)} slow readers (${int(F.slowBlocked)} met backpressure), ${int(F.vanish)} vanished; ${int(F.reconnects)} replacement connections`,
+      `  faults       ${int(F.reset)} resets, ${int(F.halfClose)} half-closes, ${int(F.slowRead)} slow readers (${int(F.slowBlocked)} with their flood held back), ${int(F.vanish)} vanished; ${int(F.reconnects)} replacement connections`,
       `  healthy      ${int(r.healthyConns)} connections, ${int(r.healthyBytesVerified)} bytes verified, ${int(r.healthyBytesLost)} bytes lost, ${int(r.healthyFailed)} failed; faulty: ${int(F.bytesVerified)} bytes verified, ${int(F.completed)} complete, ${int(F.incomplete)} incomplete`,
     );
   }
@@ -130,7 +130,7 @@ Options:
   --faults K,...  reset (SO_LINGER 0 close), half-close (every byte must come
                   back, then the server's FIN), slow-read (stops reading for
                   --fault-stall-ms, default 500, while it sends --fault-flood-kb,
-                  default 256, then reads it all back), vanish (closes with
+                  default 128, then reads it all back), vanish (closes with
                   a reply on its way). Default: all four, taken in turn.
   --fault-seed N  seeds the fault delays (default 1)
   --json          print one JSON object instead of the summary

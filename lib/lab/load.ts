@@ -57,10 +57,10 @@ export interface LoadOptions {
   faultDelayMs?: number;
   /** slow-read: how long the client does not read. Default 500. */
   faultStallMs?: number;
-  /** slow-read: bytes the client sends while it does not read. Default 256 KiB. */
+  /** slow-read: bytes the client sends while it does not read. Default 128 KiB. */
   faultFloodBytes?: number;
   /**
-   * Every 8th slow reader sends this many instead: more than the server's own
+   * The first slow reader of each load thread, then every 32nd, sends this many instead: more than the server's own
    * socket buffers take, so that the server must stop reading it. Default 8 MiB.
    */
   faultDeepFloodBytes?: number;
@@ -92,7 +92,7 @@ export interface FaultResult {
   incomplete: number;
   /** Bytes verified on the faulty slots' connections. */
   bytesVerified: number;
-  /** Slow readers with part of their flood still unsent when they started reading again: the server had stopped reading them (backpressure). */
+  /** Slow readers with part of their flood still unsent when they started reading again: the server had stopped reading them (backpressure) or was behind. */
   slowBlocked: number;
 }
 
@@ -257,7 +257,7 @@ export function validateLoadOptions(o: LoadOptions): Validated {
   }
   const faultDelayMs = intOpt(o.faultDelayMs, 'faultDelayMs', 0, 3_600_000, 1000);
   const faultStallMs = intOpt(o.faultStallMs, 'faultStallMs', 0, 3_600_000, 500);
-  const faultFloodBytes = intOpt(o.faultFloodBytes, 'faultFloodBytes', 0, 1 << 30, 256 * 1024);
+  const faultFloodBytes = intOpt(o.faultFloodBytes, 'faultFloodBytes', 0, 1 << 30, 128 * 1024);
   const faultDeepFloodBytes = intOpt(o.faultDeepFloodBytes, 'faultDeepFloodBytes', 0, 1 << 30, 8 * 1024 * 1024);
   const faultSeed = intOpt(o.faultSeed, 'faultSeed', 0, 0xffffffff, 1);
   return {

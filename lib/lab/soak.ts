@@ -250,7 +250,7 @@ export function formatSoak(r: SoakReport): string {
     `  requests   ${int(L.requests)} answered (${int(L.rps)} req/s), p99 ${L.latencyUs.p99.toFixed(0)} µs, max ${L.latencyUs.max.toFixed(0)} µs`,
     `  bytes      ${int(L.bytesSent)} sent, ${int(L.bytesVerified)} verified (healthy ${int(L.healthyBytesVerified)}, faulty ${int(F.bytesVerified)}), ${int(L.verifyErrors)} corrupt, ${int(L.healthyBytesLost)} lost on healthy connections`,
     `  healthy    ${int(L.healthyConns)} connections for the whole run, ${int(L.healthyFailed)} failed`,
-    `  faults     ${int(faultsTotal)} injected: ${int(F.reset)} resets, ${int(F.halfClose)} half-closes, ${int(F.slowRead)} slow readers (${int(F.slowBlocked)} held by backpressure), ${int(F.vanish)} vanished; ${int(F.completed)} half-closes/slow readers got every byte back, ${int(F.incomplete)} did not; ${int(F.reconnects)} replacement connections, ${int(F.reconnectErrors)} failed`,
+    `  faults     ${int(faultsTotal)} injected: ${int(F.reset)} resets, ${int(F.halfClose)} half-closes, ${int(F.slowRead)} slow readers (${int(F.slowBlocked)} with their flood held back), ${int(F.vanish)} vanished; ${int(F.completed)} half-closes/slow readers got every byte back, ${int(F.incomplete)} did not; ${int(F.reconnects)} replacement connections, ${int(F.reconnectErrors)} failed`,
     `  server     pid ${r.serverPid}: fds ${r.fds.baseline} before, ${r.fds.peak} at peak, ${r.fds.after} after (back in ${r.fds.settleMs} ms); RSS ${int(r.rssKb.baseline)} -> ${int(r.rssKb.peak)} -> ${int(r.rssKb.after)} kB; ${r.serverExitedEarly ? 'EXITED during the run' : 'never exited'}; SIGTERM -> exit ${r.serverExit.code ?? r.serverExit.signal}`,
     `  server says: ${r.serverStderr}`,
     ...r.problems.map((p) => `  PROBLEM: ${p}`),
