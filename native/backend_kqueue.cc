@@ -1,13 +1,23 @@
 // kqueue(2): macOS and the BSDs; on Linux only when built against libkqueue
-// (IOMUX_KQUEUE=libkqueue at build time, see README). Read and write are two
-// separate filters, so one fd can produce two kevents that are merged here.
+// (IOMUX_KQUEUE=libkqueue at build time, see docs/install.md). Read and write
+// are two separate filters, so one fd can produce two kevents that are merged
+// here into one (fd, events) pair.
+//
+// Level is the default; edge is EV_CLEAR, oneshot EV_DISPATCH (the filter is
+// disabled after it fires; modify() arms it again). modify() deletes the
+// filters and adds them again. All the changes of one add/modify/remove go
+// to the kernel in one kevent() call with EV_RECEIPT, so each change gets its
+// own result.
 #if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
     defined(__NetBSD__) || defined(__DragonFly__) || defined(IOMUX_LIBKQUEUE)
+#include <poll.h>
+#include <sys/types.h>
 #include <sys/event.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <vector>
 
 #include "backend.h"
@@ -15,6 +25,21 @@
 
 namespace iomux {
 namespace {
+
+constexpr uint32_t kBoth = kReadable | kWritable;
+
+// The registration's generation rides in udata: void* on most systems,
+// intptr_t on NetBSD before 10, hence the C-style casts.
+using Udata = decltype(((struct kevent*)nullptr)->udata);
+inline Udata GenToUdata(uint32_t gen) { return (Udata)(uintptr_t)gen; }
+inline uint32_t UdataToGen(Udata u) { return static_cast<uint32_t>((uintptr_t)u); }
+
+// EV_RECEIPT is not everywhere (OpenBSD before 7.1); Submit() copes.
+#ifdef EV_RECEIPT
+constexpr unsigned short kReceipt = EV_RECEIPT;
+#else
+constexpr unsigned short kReceipt = 0;
+#endif
 
 class KqueueBackend final : public Backend {
  public:
@@ -27,23 +52,55 @@ class KqueueBackend final : public Backend {
     int rc = table_.CheckAdd(fd, &stale, &dev, &ino);
     if (rc < 0) return Fail(rc, "kevent");
     Registration* r = table_.Slot(fd);
+    if (stale) {
+      // The number was closed and reused without remove(). The kernel has
+      // dropped the old knotes on close; libkqueue may still hold its own
+      // record of them, and would then treat EV_ADD as a modification.
+      Changes ch;
+      Delete(&ch, fd, r->interest);
+      Submit(&ch);
+      r->registered = false;
+    }
     uint32_t gen = table_.NextGen();
-    rc = Apply(fd, 0, interest, mode, gen);
-    if (rc < 0) return rc;
+    Changes ch;
+    Arm(&ch, fd, interest, mode, gen);
+    rc = Submit(&ch);
+    if (rc < 0) {
+      Changes undo;
+      Delete(&undo, fd, interest);
+      Submit(&undo);
+      return Fail(rc, "kevent");
+    }
     r->registered = true;
     r->interest = interest;
     r->mode = mode;
     r->gen = gen;
     r->dev = dev;
     r->ino = ino;
+    r->slot = -1;
     return 0;
   }
 
   int Modify(int fd, uint32_t interest, uint32_t mode) override {
     Registration* r = table_.Get(fd);
     if (r == nullptr) return Fail(-ENOENT, "kevent");
-    int rc = Apply(fd, r->interest, interest, mode, r->gen);
-    if (rc < 0) return rc;
+    // Delete and add again, in one kevent() call: readiness is evaluated
+    // afresh, as with EPOLL_CTL_MOD, and a oneshot filter that fired is
+    // armed again. (EV_ADD on an existing knote would keep its old
+    // EV_CLEAR/EV_DISPATCH on libkqueue, which also rejects some such
+    // modifications of socket filters.)
+    Changes ch;
+    Delete(&ch, fd, r->interest);
+    Arm(&ch, fd, interest, mode, r->gen);
+    int rc = Submit(&ch);
+    if (rc < 0) {
+      // Neither the old nor the new filters are armed now: forget the fd.
+      Changes undo;
+      Delete(&undo, fd, interest);
+      Submit(&undo);
+      r->registered = false;
+      return Fail(rc, "kevent");
+    }
     r->interest = interest;
     r->mode = mode;
     return 0;
@@ -53,16 +110,10 @@ class KqueueBackend final : public Backend {
     Registration* r = table_.Get(fd);
     if (r == nullptr) return Fail(-ENOENT, "kevent");
     r->registered = false;
-    // Errors are ignored: a closed fd has already lost its knotes.
-    struct kevent ch;
-    if (r->interest & kReadable) {
-      EV_SET(&ch, fd, EVFILT_READ, EV_DELETE, 0, 0, nullptr);
-      kevent(kq_, &ch, 1, nullptr, 0, nullptr);
-    }
-    if (r->interest & kWritable) {
-      EV_SET(&ch, fd, EVFILT_WRITE, EV_DELETE, 0, 0, nullptr);
-      kevent(kq_, &ch, 1, nullptr, 0, nullptr);
-    }
+    // Results are ignored: a closed fd has already lost its knotes.
+    Changes ch;
+    Delete(&ch, fd, r->interest);
+    Submit(&ch);
     return 0;
   }
 
@@ -84,66 +135,150 @@ class KqueueBackend final : public Backend {
       interrupted_++;
     }
     int count = 0;
+    fired_.clear();
     for (int i = 0; i < n; i++) {
       const struct kevent& ev = events_[i];
+      if (ev.filter != EVFILT_READ && ev.filter != EVFILT_WRITE) continue;
       int fd = static_cast<int>(ev.ident);
       Registration* r = table_.Get(fd);
-      if (r == nullptr || r->gen != static_cast<uint32_t>(reinterpret_cast<uintptr_t>(ev.udata))) continue;
-      uint32_t bits = 0;
+      if (r == nullptr || r->gen != UdataToGen(ev.udata)) continue;
+      uint32_t bits = ev.filter == EVFILT_READ ? kReadable : kWritable;
       if (ev.flags & EV_ERROR) bits |= kError;
-      if (ev.filter == EVFILT_READ) bits |= kReadable;
-      if (ev.filter == EVFILT_WRITE) bits |= kWritable;
-      if (ev.flags & EV_EOF) bits |= kHangup;
-      if ((ev.flags & EV_EOF) && ev.fflags != 0) bits |= kError;
-      // Merge with an earlier pair for the same fd in this batch.
-      int j = 0;
-      while (j < count && out[2 * j] != fd) j++;
-      if (j == count) {
-        out[2 * count] = fd;
-        out[2 * count + 1] = 0;
-        count++;
+      if (ev.flags & EV_EOF) bits |= EofBits(fd, ev);
+      // Merge with an earlier pair for the same fd in this batch: r->slot
+      // is the index of that pair when it belongs to this batch.
+      int j = r->slot;
+      if (j < 0 || j >= count || out[2 * j] != fd) {
+        j = count++;
+        r->slot = j;
+        out[2 * j] = fd;
+        out[2 * j + 1] = 0;
+        if ((r->mode & kOneshot) && (r->interest & kBoth) == kBoth) fired_.push_back(j);
       }
       out[2 * j + 1] |= static_cast<int32_t>(Normalise(bits, r->interest));
-      if ((r->mode & kOneshot) && r->interest == (kReadable | kWritable)) {
-        // EV_DISPATCH disabled the filter that fired; disable its sibling
-        // too so the whole fd is disarmed, as with EPOLLONESHOT.
-        struct kevent ch;
-        EV_SET(&ch, fd, ev.filter == EVFILT_READ ? EVFILT_WRITE : EVFILT_READ, EV_DISABLE, 0, 0,
-               ev.udata);
-        kevent(kq_, &ch, 1, nullptr, 0, nullptr);
+    }
+    // Oneshot with both filters: EV_DISPATCH disabled the filter that fired;
+    // disable the other one too, so the whole fd is disarmed until modify(),
+    // as with EPOLLONESHOT. Done after the batch, so that a filter which
+    // fired in the same batch is not disabled twice.
+    if (!fired_.empty()) {
+      Changes ch;
+      for (int j : fired_) {
+        int fd = out[2 * j];
+        uint32_t seen = static_cast<uint32_t>(out[2 * j + 1]);
+        Registration* r = table_.Get(fd);
+        Udata udata = GenToUdata(r->gen);
+        struct kevent k;
+        if (!(seen & kReadable)) {
+          EV_SET(&k, fd, EVFILT_READ, EV_DISABLE | kReceipt, 0, 0, udata);
+          ch.push_back(k);
+        }
+        if (!(seen & kWritable)) {
+          EV_SET(&k, fd, EVFILT_WRITE, EV_DISABLE | kReceipt, 0, 0, udata);
+          ch.push_back(k);
+        }
       }
+      Submit(&ch);
     }
     return count;
   }
 
-  int PollableFd() const override { return kq_; }
+  // The kqueue fd is readable while events are pending, on macOS and the
+  // BSDs. libkqueue's kqueue fd is the write end of a private pipe (its
+  // epoll set is not exposed), so there it cannot be polled: -1.
+  int PollableFd() const override {
+#ifdef IOMUX_LIBKQUEUE
+    return -1;
+#else
+    return kq_;
+#endif
+  }
 
  private:
-  int Apply(int fd, uint32_t old_interest, uint32_t interest, uint32_t mode, uint32_t gen) {
-    struct kevent ch[2];
-    int nch = 0;
-    unsigned short flags = EV_ADD | EV_ENABLE;
+  using Changes = std::vector<struct kevent>;
+
+  // EV_EOF says "no more data" (read) or "peer gone" (write), but not
+  // whether the connection is only half closed: ask poll() once, so HANGUP
+  // means what it means for the poll backend on the same system (EOF events
+  // are rare: at most one per filter and connection). A pending socket error
+  // comes in fflags; libkqueue reads it with SO_ERROR, which clears it, so
+  // poll() may no longer see POLLERR: fflags counts as ERROR too.
+  static uint32_t EofBits(int fd, const struct kevent& ev) {
+    uint32_t bits = ev.fflags != 0 ? static_cast<uint32_t>(kError) : 0u;
+    struct pollfd p = {fd, POLLIN | POLLOUT, 0};
+    if (poll(&p, 1, 0) == 1 && !(p.revents & POLLNVAL)) {
+      if (p.revents & POLLHUP) bits |= kHangup;
+      if (p.revents & POLLERR) bits |= kError;
+      return bits;
+    }
+    return bits | kHangup;
+  }
+
+  static void Arm(Changes* ch, int fd, uint32_t interest, uint32_t mode, uint32_t gen) {
+    unsigned short flags = EV_ADD | EV_ENABLE | kReceipt;
     if (mode & kEdge) flags |= EV_CLEAR;
     if (mode & kOneshot) flags |= EV_DISPATCH;
-    void* udata = reinterpret_cast<void*>(static_cast<uintptr_t>(gen));
-    const uint32_t bits[2] = {kReadable, kWritable};
-    const short filters[2] = {EVFILT_READ, EVFILT_WRITE};
-    for (int i = 0; i < 2; i++) {
-      if (interest & bits[i]) {
-        EV_SET(&ch[nch++], fd, filters[i], flags, 0, 0, udata);
-      } else if (old_interest & bits[i]) {
-        struct kevent del;
-        EV_SET(&del, fd, filters[i], EV_DELETE, 0, 0, nullptr);
-        kevent(kq_, &del, 1, nullptr, 0, nullptr);
-      }
+    Udata udata = GenToUdata(gen);
+    struct kevent k;
+    if (interest & kReadable) {
+      EV_SET(&k, fd, EVFILT_READ, flags, 0, 0, udata);
+      ch->push_back(k);
     }
-    if (nch > 0 && kevent(kq_, ch, nch, nullptr, 0, nullptr) < 0) return Fail(-errno, "kevent");
-    return 0;
+    if (interest & kWritable) {
+      EV_SET(&k, fd, EVFILT_WRITE, flags, 0, 0, udata);
+      ch->push_back(k);
+    }
+  }
+
+  static void Delete(Changes* ch, int fd, uint32_t interest) {
+    struct kevent k;
+    if (interest & kReadable) {
+      EV_SET(&k, fd, EVFILT_READ, EV_DELETE | kReceipt, 0, 0, GenToUdata(0));
+      ch->push_back(k);
+    }
+    if (interest & kWritable) {
+      EV_SET(&k, fd, EVFILT_WRITE, EV_DELETE | kReceipt, 0, 0, GenToUdata(0));
+      ch->push_back(k);
+    }
+  }
+
+  // Applies the changes. With EV_RECEIPT they go in one kevent() call and
+  // every change comes back as an EV_ERROR entry whose data is its errno
+  // (0: done); the event list is exactly that long, so no pending event is
+  // consumed here. Without EV_RECEIPT (old OpenBSD), one call per change.
+  // Returns the first failure of an EV_ADD/EV_ENABLE/EV_DISABLE, or 0;
+  // failed EV_DELETEs are ignored (the filter was already gone).
+  int Submit(Changes* ch) {
+    int rc = 0;
+#ifdef EV_RECEIPT
+    if (ch->empty()) return 0;
+    receipts_.resize(ch->size());
+    const struct timespec zero = {0, 0};
+    int n;
+    do {
+      n = kevent(kq_, ch->data(), static_cast<int>(ch->size()), receipts_.data(),
+                 static_cast<int>(receipts_.size()), &zero);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    for (int i = 0; i < n && rc == 0; i++) {
+      const struct kevent& k = receipts_[i];
+      if (!(k.flags & EV_ERROR) || k.data == 0) continue;
+      // Receipts come back in changelist order, one per change.
+      if (!((*ch)[i].flags & EV_DELETE)) rc = -static_cast<int>(k.data);
+    }
+#else
+    for (const struct kevent& c : *ch) {
+      if (kevent(kq_, &c, 1, nullptr, 0, nullptr) < 0 && rc == 0 && !(c.flags & EV_DELETE)) rc = -errno;
+    }
+#endif
+    return rc;
   }
 
   int kq_;
   FdTable table_;
   std::vector<struct kevent> events_;
+  std::vector<struct kevent> receipts_;
+  std::vector<int> fired_;  // pairs in this batch with a oneshot R|W registration
 };
 
 std::unique_ptr<Backend> Create(int* err, std::string* reason) {
