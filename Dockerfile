@@ -23,8 +23,12 @@ WORKDIR /iomux
 # Dependencies first, so editing the sources does not refetch them. The
 # glob lets the CA file be absent.
 COPY package.json package-lock.json .docker-extra-ca.pe[m] ./
+# npm cache add: the metadata of the runtime dependencies too, so that
+# test/prebuild.test.ts can install the packed tarball with --offline (the
+# tests run with --network=none).
 RUN if [ -s .docker-extra-ca.pem ]; then export NODE_EXTRA_CA_CERTS=$PWD/.docker-extra-ca.pem; fi \
- && npm ci --ignore-scripts --no-audit --no-fund
+ && npm ci --ignore-scripts --no-audit --no-fund \
+ && npm cache add $(node -p "['node-gyp-build', 'node-addon-api'].map((d) => d + '@' + require('./node_modules/' + d + '/package.json').version).join(' ')")
 COPY . .
 # From source, whatever prebuilds/ holds: node-gyp-build prefers build/Release.
 RUN npx node-gyp rebuild \

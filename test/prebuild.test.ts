@@ -2,7 +2,7 @@
 // its own: the packed tarball installs with --ignore-scripts (no compiler runs)
 // and loads in a fresh node process with io_uring compiled in.
 import { afterAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -19,6 +19,21 @@ const committed = process.platform === 'linux' && process.arch === 'x64';
 if (!committed) console.log(`prebuild tests skipped: no committed prebuild for ${process.platform}-${process.arch}`);
 
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+// Asynchronous, so the vitest worker stays responsive while npm runs.
+function run(cmd: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { ...options, encoding: 'utf8', maxBuffer: 16 << 20, timeout: 100_000 }, (err, stdout, stderr) => {
+      const code = err ? ((err as { code?: unknown }).code ?? 1) : 0;
+      resolve({ status: typeof code === 'number' ? code : 1, stdout, stderr: stderr || (err ? String(err) : '') });
+    });
+  });
+}
 const tmpDirs: string[] = [];
 afterAll(() => {
   for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
@@ -66,19 +81,15 @@ interface Status {
 }
 
 describe.skipIf(!committed)('packed tarball', () => {
-  it('installs with --ignore-scripts and loads the prebuild in a fresh process', () => {
+  it('installs with --ignore-scripts and loads the prebuild in a fresh process', async () => {
     expect(fs.existsSync(path.join(root, 'dist', 'index.js')), 'dist/ missing: npm run build:ts').toBe(true);
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'iomux-pack-'));
     tmpDirs.push(tmp);
     // --ignore-scripts: pack what is built; prepare (tsc) rewriting dist/
     // could race with other test files reading it.
-    const packed = JSON.parse(
-      execFileSync(npm, ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], {
-        cwd: root,
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }),
-    );
+    const pack = await run(npm, ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], { cwd: root });
+    expect(pack.status, pack.stderr).toBe(0);
+    const packed = JSON.parse(pack.stdout);
     const files: string[] = packed[0].files.map((f: { path: string }) => f.path);
     for (const want of ['package.json', 'bin/iomux.js', 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts',
       'binding.gyp', 'native/backend.h', 'scripts/build-config.js', `prebuilds/linux-x64/${nodeFiles()[0]}`]) {
@@ -91,16 +102,15 @@ describe.skipIf(!committed)('packed tarball', () => {
     fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }));
     const tgz = path.join(tmp, packed[0].filename);
     const install = (extra: string[]) =>
-      spawnSync(npm, ['install', '--ignore-scripts', '--no-audit', '--no-fund', ...extra, tgz], {
-        cwd: app,
-        encoding: 'utf8',
-      });
-    // Offline from the npm cache when it has node-gyp-build and
-    // node-addon-api (it does after npm ci); else from the registry.
-    let r = install(['--offline']);
+      run(npm, ['install', '--ignore-scripts', '--no-audit', '--no-fund', ...extra, tgz], { cwd: app });
+    // Offline from the npm cache when it holds node-gyp-build and
+    // node-addon-api with their metadata (`npm cache add`, as the Dockerfile
+    // does; npm ci alone caches only the tarballs); else from the registry.
+    let r = await install(['--offline']);
     if (r.status !== 0) {
-      console.log(`offline install failed (${r.stderr.trim().split('\n').pop()}); retrying online`);
-      r = install([]);
+      const why = r.stderr.split('\n').find((l) => /ENOTCACHED|error code/.test(l)) ?? r.stderr.trim().split('\n')[0];
+      console.log(`offline install failed (${why}); installing from the registry`);
+      r = await install(['--prefer-offline', '--fetch-retries=1', '--fetch-timeout=30000']);
     }
     expect(r.status, r.stderr).toBe(0);
     const pkgDir = path.join(app, 'node_modules', 'iomux');
@@ -112,7 +122,7 @@ describe.skipIf(!committed)('packed tarball', () => {
       const i = require('iomux');
       const addon = require('node-gyp-build').path(require('path').dirname(require.resolve('iomux/package.json')));
       console.log(JSON.stringify({ addon, backends: i.backends() }));`;
-    const cjs = spawnSync(process.execPath, ['-e', probe], { cwd: app, env, encoding: 'utf8' });
+    const cjs = await run(process.execPath, ['-e', probe], { cwd: app, env });
     expect(cjs.status, cjs.stderr).toBe(0);
     const got = JSON.parse(cjs.stdout) as { addon: string; backends: Status[] };
     expect(got.addon.startsWith(path.join(pkgDir, 'prebuilds', 'linux-x64') + path.sep)).toBe(true);
@@ -134,15 +144,11 @@ describe.skipIf(!committed)('packed tarball', () => {
     console.log(`prebuild in a clean install: io_uring ${uring.available ? 'available' : `unavailable: ${uring.reason}`}`);
 
     // The ESM entry point and the CLI of the installed package work too.
-    const esm = spawnSync(process.execPath, ['--input-type=module', '-e',
-      "import { backends } from 'iomux'; console.log(backends().length);"], { cwd: app, env, encoding: 'utf8' });
+    const esm = await run(process.execPath, ['--input-type=module', '-e',
+      "import { backends } from 'iomux'; console.log(backends().length);"], { cwd: app, env });
     expect(esm.status, esm.stderr).toBe(0);
     expect(Number(esm.stdout.trim())).toBe(got.backends.length);
-    const cli = spawnSync(process.execPath, [path.join(app, 'node_modules', '.bin', 'iomux'), 'backends', '--json'], {
-      cwd: app,
-      env,
-      encoding: 'utf8',
-    });
+    const cli = await run(process.execPath, [path.join(app, 'node_modules', '.bin', 'iomux'), 'backends', '--json'], { cwd: app, env });
     expect(cli.status, cli.stderr).toBe(0);
     expect((JSON.parse(cli.stdout) as Status[]).map((b) => b.name)).toEqual(got.backends.map((b) => b.name));
   }, 120_000);
