@@ -15,7 +15,9 @@
         "native/backend_poll.cc",
         "native/backend_epoll.cc",
         "native/backend_kqueue.cc",
-        "native/backend_uring.cc"
+        "native/backend_uring.cc",
+        "native/probe_threads.cc",
+        "native/ring.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],

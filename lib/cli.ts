@@ -1,8 +1,12 @@
 // `iomux <command>`: the command table. Each command lives in lib/commands/.
 import { backendsCommand } from './commands/backends';
+import { probeCommand } from './commands/probe';
 import { UsageError, type Command } from './commands/types';
 
-const commands: Command[] = [backendsCommand];
+const commands: Command[] = [
+  backendsCommand,
+  probeCommand,
+];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

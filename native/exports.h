@@ -7,4 +7,6 @@
 namespace iomux {
 void InitPoller(Napi::Env env, Napi::Object exports);
 void InitSys(Napi::Env env, Napi::Object exports);
+void InitProbeThreads(Napi::Env env, Napi::Object exports);
+void InitRing(Napi::Env env, Napi::Object exports);
 }  // namespace iomux
