@@ -20,11 +20,51 @@
 #include <cstdint>
 #include <vector>
 
+#ifdef IOMUX_LIBKQUEUE
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstring>
+
+// Newer libkqueue exports this: it waits until the kqueues closed so far are
+// really freed (their epoll fd and pipe closed). Weak, so older versions link.
+extern "C" void libkqueue_drain_pending_close(void) __attribute__((weak));
+#endif
+
 #include "backend.h"
 #include "fd_table.h"
 
 namespace iomux {
 namespace {
+
+#ifdef IOMUX_LIBKQUEUE
+// libkqueue returns as the kqueue fd the write end of a private pipe, whose
+// read end sits in the epoll set that holds every registration; that epoll
+// fd is readable exactly when kevent() has something to return, so it is the
+// pollable fd a real kqueue is. It is found through /proc: the epoll fd just
+// below kq (libkqueue creates it right before the pipe) whose fdinfo watches
+// a file with the pipe's inode. -1 when not found (a different libkqueue).
+int FindLibkqueueEpoll(int kq) {
+  struct stat st;
+  if (fstat(kq, &st) != 0 || !S_ISFIFO(st.st_mode)) return -1;
+  char want[40];
+  snprintf(want, sizeof want, " ino:%llx ", static_cast<unsigned long long>(st.st_ino));
+  for (int fd = kq - 1; fd >= 0 && fd >= kq - 16; fd--) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+    FILE* f = fopen(path, "re");
+    if (f == nullptr) continue;
+    char line[256];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f) != nullptr) {
+      found = strncmp(line, "tfd:", 4) == 0 && strstr(line, want) != nullptr;
+    }
+    fclose(f);
+    if (found) return fd;
+  }
+  return -1;
+}
+#endif
 
 constexpr uint32_t kBoth = kReadable | kWritable;
 
@@ -43,8 +83,19 @@ constexpr unsigned short kReceipt = 0;
 
 class KqueueBackend final : public Backend {
  public:
-  explicit KqueueBackend(int kq) : kq_(kq) {}
-  ~KqueueBackend() override { close(kq_); }
+  explicit KqueueBackend(int kq) : kq_(kq) {
+#ifdef IOMUX_LIBKQUEUE
+    pollable_ = FindLibkqueueEpoll(kq);
+#endif
+  }
+  ~KqueueBackend() override {
+    close(kq_);
+#ifdef IOMUX_LIBKQUEUE
+    // libkqueue frees a closed kqueue's other fds from a monitor thread,
+    // later; wait for it, so that close() releases the fds as it does on BSD.
+    if (libkqueue_drain_pending_close != nullptr) libkqueue_drain_pending_close();
+#endif
+  }
 
   int Add(int fd, uint32_t interest, uint32_t mode) override {
     bool stale;
@@ -184,15 +235,8 @@ class KqueueBackend final : public Backend {
   }
 
   // The kqueue fd is readable while events are pending, on macOS and the
-  // BSDs. libkqueue's kqueue fd is the write end of a private pipe (its
-  // epoll set is not exposed), so there it cannot be polled: -1.
-  int PollableFd() const override {
-#ifdef IOMUX_LIBKQUEUE
-    return -1;
-#else
-    return kq_;
-#endif
-  }
+  // BSDs; under libkqueue, its epoll fd is (see FindLibkqueueEpoll).
+  int PollableFd() const override { return pollable_; }
 
  private:
   using Changes = std::vector<struct kevent>;
@@ -275,6 +319,7 @@ class KqueueBackend final : public Backend {
   }
 
   int kq_;
+  int pollable_ = kq_;
   FdTable table_;
   std::vector<struct kevent> events_;
   std::vector<struct kevent> receipts_;
