@@ -23,19 +23,22 @@ WORKDIR /iomux
 # Dependencies first, so editing the sources does not refetch them. The
 # glob lets the CA file be absent.
 COPY package.json package-lock.json .docker-extra-ca.pe[m] ./
-# npm cache add: the metadata of the runtime dependencies too, so that
-# test/prebuild.test.ts can install the packed tarball with --offline (the
-# tests run with --network=none).
 RUN if [ -s .docker-extra-ca.pem ]; then export NODE_EXTRA_CA_CERTS=$PWD/.docker-extra-ca.pem; fi \
- && npm ci --ignore-scripts --no-audit --no-fund \
- && npm cache add $(node -p "['node-gyp-build', 'node-addon-api'].map((d) => d + '@' + require('./node_modules/' + d + '/package.json').version).join(' ')")
+ && npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
 # From source, whatever prebuilds/ holds: node-gyp-build prefers build/Release.
+# Then the tarball, installed once into a scratch directory: that puts the
+# metadata of its runtime dependencies into the npm cache (npm ci caches only
+# tarballs), so test/prebuild.test.ts can install it with --offline (the
+# tests run with --network=none).
 RUN npx node-gyp rebuild \
  && npm run build:ts \
  && node -e "require('node-gyp-build').path('.').includes('build/Release') || process.exit(1)" \
  && npm pack --ignore-scripts --silent \
- && rm -f .docker-extra-ca.pem
+ && if [ -s .docker-extra-ca.pem ]; then export NODE_EXTRA_CA_CERTS=$PWD/.docker-extra-ca.pem; fi \
+ && mkdir /tmp/warm && echo '{ "name": "warm", "private": true }' > /tmp/warm/package.json \
+ && (cd /tmp/warm && npm install --ignore-scripts --no-audit --no-fund /iomux/iomux-*.tgz) \
+ && rm -rf /tmp/warm .docker-extra-ca.pem
 CMD ["npm", "test"]
 
 # ---- clean-install: the packed tarball into an image without a compiler
