@@ -73,7 +73,10 @@ fi
 phase_done
 
 phase "base image (debootstrap bookworm + this machine's node)"
-BASE=$(timeout 1200 scripts/docker-base.sh) || die "scripts/docker-base.sh failed"
+# One retry: debootstrap downloads from the Debian mirror.
+BASE=$(timeout 1200 scripts/docker-base.sh) ||
+  { echo "ci-docker: base image failed, retrying once"; BASE=$(timeout 1200 scripts/docker-base.sh); } ||
+  die "scripts/docker-base.sh failed"
 export BASE
 phase_done
 

@@ -47,7 +47,10 @@ build() { # target tag
 }
 
 step "build from source on $BASE (target test -> $IMAGE)"
-build test "$IMAGE" || die "docker build failed"
+# One retry: the build fetches from the Debian mirror and the npm registry,
+# and the layers already built are reused.
+build test "$IMAGE" || { echo "test-docker: build failed, retrying once"; build test "$IMAGE"; } ||
+  die "docker build failed"
 done_step "build (source build, npm ci, tsc, npm pack)"
 
 # Runs a shell script in a fresh container under the given seccomp profile.
@@ -93,7 +96,9 @@ run_in "$DENY" "set -e; $(check_backends denied); npm test" || die "run 2 (io_ur
 done_step "run 2: npm test, io_uring denied by seccomp"
 
 step "clean install of the packed tarball on the bare $BASE (no compiler, --ignore-scripts)"
-build clean-install "$IMAGE-clean" || die "docker build (clean-install) failed"
+build clean-install "$IMAGE-clean" ||
+  { echo "test-docker: build failed, retrying once"; build clean-install "$IMAGE-clean"; } ||
+  die "docker build (clean-install) failed"
 out=$($DOCKER run --rm --network=none --security-opt "seccomp=$PERMIT" "$IMAGE-clean" 2>&1) ||
   die "clean install does not load: $out"
 echo "  | $out"
