@@ -17,7 +17,8 @@
         "native/backend_kqueue.cc",
         "native/backend_uring.cc",
         "native/probe_threads.cc",
-        "native/ring.cc"
+        "native/ring.cc",
+        "native/loop_embed.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -35,11 +35,12 @@ export interface ServerOptions {
   reusePort?: boolean;
 }
 
-export interface Server {
+/** C: the connection type a transport hands out (its Connection plus extras). */
+export interface Server<C extends Connection = Connection> {
   readonly address: { address: string; port: number };
   /** Open connections accepted by this server. */
   readonly connections: number;
-  onconnection: ((conn: Connection) => void) | null;
+  onconnection: ((conn: C) => void) | null;
   /** Accept-level errors (EMFILE, ...); the server keeps running. */
   onerror: ((err: ErrnoError) => void) | null;
   /** Stops accepting; open connections stay open. */

@@ -24,6 +24,11 @@ export interface BackendStatus {
   modes: ModeSupport;
 }
 
+/** The monotonic clock the EventLoop and Poller.waitUntil use: CLOCK_MONOTONIC in ms, with a fractional part. */
+export function monotonicMs(): number {
+  return native.monotonicMs();
+}
+
 /** Every backend, probed now (not cached): whether it works here, why not, and its modes. */
 export function backends(): BackendStatus[] {
   return native.backends() as BackendStatus[];
@@ -150,6 +155,19 @@ export class Poller {
     return this.check(h.wait(timeoutArg(timeout), this.events), h);
   }
 
+  /**
+   * wait() with an absolute deadline on the monotonicMs() clock (-1 waits
+   * forever, a deadline in the past polls). clock[0] and clock[1] receive
+   * monotonicMs() just before and just after the kernel wait: the EventLoop
+   * uses them for its timers and its stats without reading a clock itself.
+   */
+  waitUntil(deadline: number, clock: Float64Array): number {
+    const h = this.live('waitUntil');
+    if (typeof deadline !== 'number' || Number.isNaN(deadline)) throw new TypeError(`deadline must be a number of milliseconds, got ${typeOf(deadline)}`);
+    if (!(clock instanceof Float64Array) || clock.length < 2) throw new TypeError(`clock must be a Float64Array of length >= 2, got ${typeOf(clock)}`);
+    return this.check(h.waitUntil(deadline, this.events, clock), h);
+  }
+
   /** Releases the backend's kernel resources. Closing twice is a no-op. */
   close(): void {
     if (this.handle) this.handle.close();
@@ -197,6 +215,7 @@ interface NativeHandle {
   modify(fd: number, interest: number, mode: number): number;
   remove(fd: number): number;
   wait(timeout: number, out: Int32Array): number;
+  waitUntil(deadline: number, out: Int32Array, clock: Float64Array): number;
   close(): void;
   pollableFd(): number;
   failedSyscall(): string;

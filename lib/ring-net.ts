@@ -254,7 +254,9 @@ export class RingConnection implements Connection {
       if (!this.reading) this.rearm(); // multishot ended early (e.g. CQ overflow): keep reading
     } else if (res === 0) {
       this.readEnded = true;
-      this.onend?.();
+      const cb = this.onend;
+      if (cb) cb();
+      else if (!this.closed) this.end(); // no onend: end our side too, as TcpConnection (and Node) do
       if (this.shutdownDone && !this.isClosed) this.closeNow(false);
     } else if (res === -E.ENOBUFS) {
       this.router.starved.push(this);

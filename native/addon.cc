@@ -8,6 +8,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   iomux::InitSys(env, exports);
   iomux::InitProbeThreads(env, exports);
   iomux::InitRing(env, exports);
+  iomux::InitLoopEmbed(env, exports);
   return exports;
 }
 

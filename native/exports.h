@@ -9,4 +9,5 @@ void InitPoller(Napi::Env env, Napi::Object exports);
 void InitSys(Napi::Env env, Napi::Object exports);
 void InitProbeThreads(Napi::Env env, Napi::Object exports);
 void InitRing(Napi::Env env, Napi::Object exports);
+void InitLoopEmbed(Napi::Env env, Napi::Object exports);
 }  // namespace iomux

@@ -3,10 +3,13 @@
 #include <sys/select.h>
 
 #include <cerrno>
+#include <climits>
+#include <cmath>
 #include <memory>
 #include <string>
 
 #include "backend.h"
+#include "clock.h"
 #include "exports.h"
 #include "js_util.h"
 
@@ -26,6 +29,7 @@ class NativePoller : public Napi::ObjectWrap<NativePoller> {
                            InstanceMethod<&NativePoller::Modify>("modify"),
                            InstanceMethod<&NativePoller::Remove>("remove"),
                            InstanceMethod<&NativePoller::Wait>("wait"),
+                           InstanceMethod<&NativePoller::WaitUntil>("waitUntil"),
                            InstanceMethod<&NativePoller::Close>("close"),
                            InstanceMethod<&NativePoller::PollableFd>("pollableFd"),
                            InstanceMethod<&NativePoller::FailedSyscall>("failedSyscall"),
@@ -78,6 +82,34 @@ class NativePoller : public Napi::ObjectWrap<NativePoller> {
     if (capacity <= 0) return Num(info.Env(), -EINVAL);
     return Num(info.Env(),
                backend_->Wait(Int(info, 0, -1), reinterpret_cast<int32_t*>(data), capacity));
+  }
+  // waitUntil(deadlineMs, Int32Array, Float64Array): like wait(), with an
+  // absolute deadline on the NowMs() clock (-1 forever; a past deadline
+  // polls). clock[0] and clock[1] receive NowMs() just before and just after
+  // the wait, so the event loop needs no clock read of its own.
+  Napi::Value WaitUntil(const Napi::CallbackInfo& info) {
+    if (!backend_) return Closed(info.Env());
+    uint8_t* data;
+    size_t len;
+    if (!info[1].IsTypedArray() || !GetBytes(info[1], &data, &len)) return Num(info.Env(), -EINVAL);
+    int capacity = static_cast<int>(len / (2 * sizeof(int32_t)));
+    if (capacity <= 0 || !info[2].IsTypedArray()) return Num(info.Env(), -EINVAL);
+    Napi::TypedArray clock = info[2].As<Napi::TypedArray>();
+    if (clock.TypedArrayType() != napi_float64_array || clock.ElementLength() < 2)
+      return Num(info.Env(), -EINVAL);
+    double* times = reinterpret_cast<double*>(static_cast<uint8_t*>(clock.ArrayBuffer().Data()) +
+                                              clock.ByteOffset());
+    double deadline = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    double before = NowMs();
+    int timeout = -1;
+    if (deadline >= 0) {
+      double left = std::ceil(deadline - before);
+      timeout = left <= 0 ? 0 : left >= INT_MAX ? INT_MAX : static_cast<int>(left);
+    }
+    int rc = backend_->Wait(timeout, reinterpret_cast<int32_t*>(data), capacity);
+    times[0] = before;
+    times[1] = NowMs();
+    return Num(info.Env(), rc);
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
     backend_.reset();
