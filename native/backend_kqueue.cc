@@ -23,8 +23,13 @@
 #ifdef IOMUX_LIBKQUEUE
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include "sock_error.h"
 
 // Newer libkqueue exports this: it waits until the kqueues closed so far are
 // really freed (their epoll fd and pipe closed). Weak, so older versions link.
@@ -38,6 +43,18 @@ namespace iomux {
 namespace {
 
 #ifdef IOMUX_LIBKQUEUE
+// Socket errors libkqueue consumed (see sock_error.h), per fd, with the
+// identity of the file, so that an fd number closed elsewhere and reused
+// never inherits one. `kept_count` lets the read/write path skip the lock.
+struct KeptError {
+  int err;
+  dev_t dev;
+  ino_t ino;
+};
+std::mutex kept_mutex;
+std::unordered_map<int, KeptError> kept_errors;
+std::atomic<size_t> kept_count{0};
+
 // libkqueue returns as the kqueue fd the write end of a private pipe, whose
 // read end sits in the epoll set that holds every registration; that epoll
 // fd is readable exactly when kevent() has something to return, so it is the
@@ -196,6 +213,9 @@ class KqueueBackend final : public Backend {
       uint32_t bits = ev.filter == EVFILT_READ ? kReadable : kWritable;
       if (ev.flags & EV_ERROR) bits |= kError;
       if (ev.flags & EV_EOF) bits |= EofBits(fd, ev);
+#ifdef IOMUX_LIBKQUEUE
+      if ((ev.flags & EV_EOF) && ev.fflags != 0) KeepSocketError(fd, static_cast<int>(ev.fflags));
+#endif
       // Merge with an earlier pair for the same fd in this batch: r->slot
       // is the index of that pair when it belongs to this batch.
       int j = r->slot;
@@ -338,6 +358,38 @@ std::unique_ptr<Backend> Create(int* err, std::string* reason) {
 bool Probe(std::string*) { return true; }
 
 }  // namespace
+
+#ifdef IOMUX_LIBKQUEUE
+void KeepSocketError(int fd, int err) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+  std::lock_guard<std::mutex> lock(kept_mutex);
+  auto it = kept_errors.find(fd);
+  if (it != kept_errors.end() && it->second.dev == st.st_dev && it->second.ino == st.st_ino) return;
+  kept_errors[fd] = KeptError{err, st.st_dev, st.st_ino};
+  kept_count.store(kept_errors.size(), std::memory_order_relaxed);
+}
+
+int TakeSocketError(int fd) {
+  if (kept_count.load(std::memory_order_relaxed) == 0) return 0;
+  struct stat st;
+  bool have = fstat(fd, &st) == 0;
+  std::lock_guard<std::mutex> lock(kept_mutex);
+  auto it = kept_errors.find(fd);
+  if (it == kept_errors.end()) return 0;
+  int err = have && it->second.dev == st.st_dev && it->second.ino == st.st_ino ? it->second.err : 0;
+  kept_errors.erase(it);
+  kept_count.store(kept_errors.size(), std::memory_order_relaxed);
+  return err;
+}
+
+void ForgetSocketError(int fd) {
+  if (kept_count.load(std::memory_order_relaxed) == 0) return;
+  std::lock_guard<std::mutex> lock(kept_mutex);
+  kept_errors.erase(fd);
+  kept_count.store(kept_errors.size(), std::memory_order_relaxed);
+}
+#endif
 
 const BackendInfo kKqueueInfo = {
     "kqueue", {kNative, kNative, kNative, kUnsupported}, Create, Probe};
