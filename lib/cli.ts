@@ -1,10 +1,16 @@
 // `iomux <command>`: the command table. Each command lives in lib/commands/.
 import { backendsCommand } from './commands/backends';
 import { probeCommand } from './commands/probe';
+import { serveCommand } from './commands/serve';
+import { loadCommand } from './commands/load';
+import { benchCommand } from './commands/bench';
 import { UsageError, type Command } from './commands/types';
 
 const commands: Command[] = [
   backendsCommand,
+  serveCommand,
+  loadCommand,
+  benchCommand,
   probeCommand,
 ];
 

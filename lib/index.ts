@@ -14,3 +14,10 @@ export type { EventLoopOptions, RunOptions, LoopHooks, LoopStatsSnapshot, WatchC
 export { monotonicMs } from './poller';
 export { TcpServer, TcpConnection, listenTcp, connectTcp } from './net';
 export type { TcpServerOptions, ConnectionOptions, Connection, Server, ServerOptions } from './net';
+export { runLoad, validateLoadOptions, raiseFileLimit } from './lab/load';
+export type { LoadOptions, LoadResult, LoadProgress, LatencySummary, LabProtocol } from './lab/load';
+export { ProcessSampler, readProcess, deriveMetrics } from './lab/metrics';
+export type { ProcSnapshot, SamplerReport, DerivedMetrics } from './lab/metrics';
+export { ARCHS, findArch } from './arch';
+export type { Arch, RunningServer, ServeOptions } from './arch';
+export { HttpSession, parseHttpRequest, serveConnection, burnMicros, RESPONSES, HELLO_BODY } from './lab/protocol';

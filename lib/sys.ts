@@ -43,6 +43,11 @@ function pair(rc: number | number[], syscall: string): [number, number] {
   return [rc[0], rc[1]];
 }
 
+/** table[key] for a string key the table itself has (not 'constructor', '__proto__' …). */
+function own<T>(table: Record<string, T>, key: unknown): T | undefined {
+  return typeof key === 'string' && Object.prototype.hasOwnProperty.call(table, key) ? table[key] : undefined;
+}
+
 function boolArg(value: unknown, name: string): boolean {
   if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${typeOf(value)}`);
   return value;
@@ -73,8 +78,8 @@ export type Domain = 'ipv4' | 'ipv6' | 'unix';
 
 /** A new socket (non-blocking, close-on-exec). */
 export function socket(domain: Domain = 'ipv4', type: 'stream' | 'dgram' = 'stream'): number {
-  const af = { ipv4: C.AF_INET, ipv6: C.AF_INET6, unix: C.AF_UNIX }[domain];
-  if (typeof domain !== 'string' || af === undefined) throw new TypeError(`domain must be 'ipv4', 'ipv6' or 'unix', got ${typeOf(domain)}`);
+  const af = own({ ipv4: C.AF_INET, ipv6: C.AF_INET6, unix: C.AF_UNIX }, domain);
+  if (af === undefined) throw new TypeError(`domain must be 'ipv4', 'ipv6' or 'unix', got ${typeOf(domain)}`);
   return check(native.sys.socket(af, sockType(type)), 'socket');
 }
 
@@ -162,8 +167,8 @@ export function writev(fd: number, buffers: Array<ArrayBufferView | ArrayBuffer>
 
 export function shutdown(fd: number, how: 'read' | 'write' | 'both' = 'write'): void {
   fdArg(fd);
-  const h = { read: C.SHUT_RD, write: C.SHUT_WR, both: C.SHUT_RDWR }[how];
-  if (typeof how !== 'string' || h === undefined) throw new TypeError(`how must be 'read', 'write' or 'both', got ${typeOf(how)}`);
+  const h = own({ read: C.SHUT_RD, write: C.SHUT_WR, both: C.SHUT_RDWR }, how);
+  if (h === undefined) throw new TypeError(`how must be 'read', 'write' or 'both', got ${typeOf(how)}`);
   check(native.sys.shutdown(fd, h), 'shutdown');
 }
 
@@ -195,7 +200,7 @@ const OPTIONS: Record<string, [string, string, 'bool' | 'int' | 'linger' | 'read
 };
 
 function option(name: unknown): [number, number, string] {
-  const o = typeof name === 'string' ? OPTIONS[name] : undefined;
+  const o = own(OPTIONS, name);
   if (!o) throw new TypeError(`option must be one of ${Object.keys(OPTIONS).join(', ')}, got ${typeOf(name)}`);
   if (C[o[1]] === undefined) throw new ErrnoError(E.ENOPROTOOPT, 'setsockopt', `${o[1]} does not exist on this platform`);
   return [C[o[0]], C[o[1]], o[2]];
@@ -255,7 +260,7 @@ export type FcntlCommand = 'F_DUPFD' | 'F_DUPFD_CLOEXEC' | 'F_GETFD' | 'F_SETFD'
 /** fcntl for the integer commands; F_DUPFD(fd, min) duplicates at a number >= min. */
 export function fcntl(fd: number, cmd: FcntlCommand, arg = 0): number {
   fdArg(fd);
-  const c = typeof cmd === 'string' && cmd.startsWith('F_') ? C[cmd] : undefined;
+  const c = typeof cmd === 'string' && cmd.startsWith('F_') ? own(C, cmd) : undefined;
   if (c === undefined) throw new TypeError(`cmd must be one of F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL, got ${typeOf(cmd)}`);
   intArg(arg, 'arg', 0, 0x7fffffff);
   return check(native.sys.fcntl(fd, c, arg), 'fcntl');
@@ -285,12 +290,16 @@ export function listenTcp(host = '127.0.0.1', port = 0, options: ListenOptions =
   const family = net.isIP(host);
   if (family === 0) throw new TypeError(`host must be an IPv4 or IPv6 literal, got '${host}'`);
   intArg(port, 'port', 0, 65535);
+  if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${typeOf(options)}`);
+  const backlog = options.backlog === undefined ? 511 : intArg(options.backlog, 'options.backlog', 0, 0x7fffffff);
+  const reuseAddr = options.reuseAddr === undefined ? true : boolArg(options.reuseAddr, 'options.reuseAddr');
+  const reusePort = options.reusePort === undefined ? false : boolArg(options.reusePort, 'options.reusePort');
   const fd = socket(family === 6 ? 'ipv6' : 'ipv4');
   try {
-    setsockopt(fd, 'SO_REUSEADDR', options.reuseAddr ?? true);
-    if (options.reusePort) setsockopt(fd, 'SO_REUSEPORT', true);
+    setsockopt(fd, 'SO_REUSEADDR', reuseAddr);
+    if (reusePort) setsockopt(fd, 'SO_REUSEPORT', true);
     bind(fd, host, port);
-    listen(fd, options.backlog ?? 511);
+    listen(fd, backlog);
   } catch (err) {
     native.sys.close(fd);
     throw err;

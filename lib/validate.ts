@@ -32,8 +32,13 @@ export function timeoutArg(value: unknown, name = 'timeout'): number {
 export type Bytes = ArrayBufferView | ArrayBuffer;
 
 export function bytesArg(value: unknown, name: string): Uint8Array {
-  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  try {
+    if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  } catch {
+    // The only way these constructors fail on a valid view or buffer.
+    throw new TypeError(`${name} must not be (a view on) a detached ArrayBuffer`);
+  }
   throw new TypeError(`${name} must be a Buffer, TypedArray, DataView or ArrayBuffer, got ${typeOf(value)}`);
 }
 

@@ -9,6 +9,10 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   iomux::InitProbeThreads(env, exports);
   iomux::InitRing(env, exports);
   iomux::InitLoopEmbed(env, exports);
+  iomux::InitLabServe(env, exports);
+  iomux::InitLoadgen(env, exports);
+  iomux::InitBench(env, exports);
+  iomux::InitTestHooks(env, exports);
   return exports;
 }
 

@@ -1,7 +1,10 @@
 // io_uring as a readiness multiplexer: one IORING_OP_POLL_ADD per fd.
 // Level mode re-arms a single-shot poll after each completion (emulated),
 // edge mode uses a multishot poll (one CQE per wake-up, Linux 5.13), and
-// oneshot is a single-shot poll left disarmed until modify().
+// oneshot (EDGE|ONESHOT too) is a single-shot poll left disarmed until
+// modify(). Level re-arms are submitted at the start of the next wait. A
+// registration whose poll completes with nothing it asked for (POLLRDHUP,
+// which io_uring always adds) waits on a multishot poll instead (see Harvest).
 // A pending poll holds a reference to the file, so remove() cancels at once:
 // otherwise a closed socket would stay open until the next wait.
 #include <cerrno>
@@ -100,6 +103,7 @@ class UringBackend final : public Backend {
     r->mode = mode;
     r->gen = table_.NextGen();
     r->armed = false;
+    SetParked(fd, false);
     rc = Arm(fd, r);
     if (rc < 0) {
       r->registered = false;
@@ -115,6 +119,7 @@ class UringBackend final : public Backend {
     r->interest = interest;
     r->mode = mode;
     r->gen = table_.NextGen();
+    SetParked(fd, false);
     int rc = Arm(fd, r);
     if (rc < 0) return Fail(rc, "io_uring_enter");
     return Submit();
@@ -125,19 +130,28 @@ class UringBackend final : public Backend {
     if (r == nullptr) return Fail(-ENOENT, "io_uring_enter");
     Disarm(r, fd);
     r->registered = false;
+    SetParked(fd, false);
     return Submit();
   }
 
   int Wait(int timeout_ms, int32_t* out, int capacity) override {
     Rearm();
+    // Submit the re-arms before looking at the completion queue: a level fd
+    // that is still ready completes its poll inline here, so it is reported
+    // in this wait even when other completions are already waiting (otherwise
+    // it would be missing from this batch and only reported in the next).
+    if (io_uring_sq_ready(&ring_) > 0) {
+      int rc = io_uring_submit(&ring_);
+      if (rc < 0 && rc != -EINTR && rc != -EBUSY) return Fail(rc, "io_uring_enter");
+    }
     int64_t deadline = timeout_ms > 0 ? MonotonicMs() + timeout_ms : 0;
     for (;;) {
       bool consumed = false;
       int count = Harvest(out, capacity, &consumed);
-      if (count > 0) {
-        Rearm();
-        return count;
-      }
+      // Re-arms are queued only at the start of the next wait (never here):
+      // a poll submitted early, with add() or remove(), would complete with
+      // the readiness of that moment and report it, stale, in the next wait.
+      if (count > 0) return count;
       int left = RemainingMs(timeout_ms, deadline);
       if (consumed && left != 0) {  // only stale or internal CQEs: keep waiting
         Rearm();
@@ -146,9 +160,7 @@ class UringBackend final : public Backend {
       if (left == 0) {
         int rc = io_uring_submit(&ring_);
         if (rc < 0 && rc != -EINTR && rc != -EBUSY) return Fail(rc, "io_uring_enter");
-        count = Harvest(out, capacity, &consumed);
-        Rearm();
-        return count;
+        return Harvest(out, capacity, &consumed);
       }
       struct __kernel_timespec ts, *tsp = nullptr;
       if (left > 0) {
@@ -191,7 +203,8 @@ class UringBackend final : public Backend {
   int Arm(int fd, Registration* r) {
     struct io_uring_sqe* sqe = Sqe();
     if (sqe == nullptr) return -EBUSY;
-    if (r->mode & kEdge)
+    // EDGE|ONESHOT is a single-shot poll: a multishot one would fire again.
+    if (Multishot(fd, r))
       io_uring_prep_poll_multishot(sqe, fd, ToPoll(r->interest));
     else
       io_uring_prep_poll_add(sqe, fd, ToPoll(r->interest));
@@ -210,7 +223,7 @@ class UringBackend final : public Backend {
   }
 
   // Level-mode polls that fired (and multishot polls the kernel ended) are
-  // re-armed before the next wait, inside the same io_uring_enter.
+  // re-armed at the start of the next wait (one io_uring_enter for all).
   void Rearm() {
     for (int fd : rearm_) {
       Registration* r = table_.Get(fd);
@@ -233,23 +246,42 @@ class UringBackend final : public Backend {
       int fd = static_cast<int>(ud & 0xffffffffu);
       Registration* r = table_.Get(fd);
       if (r == nullptr || r->gen != static_cast<uint32_t>(ud >> 32)) continue;
-      if (!more) {
-        r->armed = false;
-        if (!(r->mode & kOneshot)) rearm_.push_back(fd);
-      }
-      if (res == -ECANCELED) continue;
-      uint32_t bits;
-      if (res < 0) {
+      uint32_t bits = 0;
+      if (res == -ECANCELED) {
+        bits = 0;
+      } else if (res < 0) {
         bits = kError;
       } else {
-        bits = 0;
         if (res & POLLIN) bits |= kReadable;
         if (res & POLLOUT) bits |= kWritable;
         if (res & POLLERR) bits |= kError;
         if (res & POLLHUP) bits |= kHangup;
         bits = Normalise(bits, r->interest);
       }
-      if (bits == 0) continue;
+      if (!more) r->armed = false;
+      if (bits == 0) {
+        // Nothing the caller asked for. io_uring adds POLLRDHUP to every
+        // poll, so once the peer has shut down writing a single-shot poll
+        // without READABLE completes at once, every time it is armed: wait()
+        // would spin and a ONESHOT would lose its event. Such a registration
+        // is parked on a multishot poll, which completes only on wake-ups,
+        // until something it asked for happens. (Not fired: ONESHOT too.)
+        if (!more) {
+          if (res != -ECANCELED && !Multishot(fd, r)) SetParked(fd, true);
+          rearm_.push_back(fd);
+        }
+        continue;
+      }
+      if (Parked(fd)) {
+        // Back to single-shot polls: they report the readiness of the moment.
+        SetParked(fd, false);
+        if (more) Disarm(r, fd);
+        r->armed = false;
+        r->gen = table_.NextGen();  // completions still queued by the multishot are stale
+        if (!(r->mode & kOneshot)) rearm_.push_back(fd);
+      } else if (!more && !(r->mode & kOneshot)) {
+        rearm_.push_back(fd);
+      }
       if (static_cast<size_t>(fd) >= stamp_.size()) {
         stamp_.resize(fd + 64, 0);
         pos_.resize(fd + 64, 0);
@@ -267,10 +299,23 @@ class UringBackend final : public Backend {
     return count;
   }
 
+  bool Multishot(int fd, const Registration* r) const {
+    return ((r->mode & kEdge) && !(r->mode & kOneshot)) || Parked(fd);
+  }
+  bool Parked(int fd) const { return static_cast<size_t>(fd) < parked_.size() && parked_[fd]; }
+  void SetParked(int fd, bool on) {
+    if (static_cast<size_t>(fd) >= parked_.size()) {
+      if (!on) return;
+      parked_.resize(fd + 64, 0);
+    }
+    parked_[fd] = on;
+  }
+
   struct io_uring ring_;
   bool ready_ = false;
   FdTable table_;
   std::vector<int> rearm_;
+  std::vector<uint8_t> parked_;  // per fd: parked on a multishot poll (see Harvest)
   std::vector<uint32_t> stamp_;
   std::vector<int> pos_;
   uint32_t batch_ = 0;

@@ -10,4 +10,8 @@ void InitSys(Napi::Env env, Napi::Object exports);
 void InitProbeThreads(Napi::Env env, Napi::Object exports);
 void InitRing(Napi::Env env, Napi::Object exports);
 void InitLoopEmbed(Napi::Env env, Napi::Object exports);
+void InitLabServe(Napi::Env env, Napi::Object exports);
+void InitLoadgen(Napi::Env env, Napi::Object exports);
+void InitBench(Napi::Env env, Napi::Object exports);
+void InitTestHooks(Napi::Env env, Napi::Object exports);  // after InitSys: adds to exports.sys
 }  // namespace iomux

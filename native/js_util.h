@@ -9,24 +9,41 @@
 namespace iomux {
 
 // The bytes behind a TypedArray, DataView or ArrayBuffer; false otherwise.
+// The pointers come from napi_get_typedarray_info / napi_get_dataview_info,
+// which also work for views on a SharedArrayBuffer (going through the view's
+// ArrayBuffer() would fail there: a SharedArrayBuffer is not an ArrayBuffer).
 inline bool GetBytes(const Napi::Value& v, uint8_t** data, size_t* len) {
-  if (v.IsTypedArray()) {
-    Napi::TypedArray ta = v.As<Napi::TypedArray>();
-    Napi::ArrayBuffer ab = ta.ArrayBuffer();
-    *data = static_cast<uint8_t*>(ab.Data()) + ta.ByteOffset();
-    *len = ta.ByteLength();
+  napi_env env = v.Env();
+  napi_value value = v;
+  bool is = false;
+  void* d = nullptr;
+  if (napi_is_typedarray(env, value, &is) == napi_ok && is) {
+    napi_typedarray_type type;
+    size_t length = 0, offset = 0;
+    if (napi_get_typedarray_info(env, value, &type, &length, &d, nullptr, &offset) != napi_ok) return false;
+    size_t size = 1;
+    switch (type) {
+      case napi_int16_array: case napi_uint16_array: size = 2; break;
+      case napi_int32_array: case napi_uint32_array: case napi_float32_array: size = 4; break;
+      case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: size = 8; break;
+      default: size = 1;
+    }
+    *data = static_cast<uint8_t*>(d);
+    *len = d == nullptr ? 0 : length * size;
     return true;
   }
-  if (v.IsDataView()) {
-    Napi::DataView dv = v.As<Napi::DataView>();
-    *data = static_cast<uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
-    *len = dv.ByteLength();
+  if (napi_is_dataview(env, value, &is) == napi_ok && is) {
+    size_t length = 0, offset = 0;
+    if (napi_get_dataview_info(env, value, &length, &d, nullptr, &offset) != napi_ok) return false;
+    *data = static_cast<uint8_t*>(d);
+    *len = d == nullptr ? 0 : length;
     return true;
   }
-  if (v.IsArrayBuffer()) {
-    Napi::ArrayBuffer ab = v.As<Napi::ArrayBuffer>();
-    *data = static_cast<uint8_t*>(ab.Data());
-    *len = ab.ByteLength();
+  if (napi_is_arraybuffer(env, value, &is) == napi_ok && is) {
+    size_t length = 0;
+    if (napi_get_arraybuffer_info(env, value, &d, &length) != napi_ok) return false;
+    *data = static_cast<uint8_t*>(d);
+    *len = d == nullptr ? 0 : length;
     return true;
   }
   return false;

@@ -29,7 +29,7 @@
 namespace iomux {
 namespace {
 
-int SetNonBlockCloexec(int fd) {
+[[maybe_unused]] int SetNonBlockCloexec(int fd) {
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
   if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) return -errno;
@@ -67,6 +67,11 @@ Napi::Value SocketPair(const Napi::CallbackInfo& info) {
   int type = Int(info, 0, SOCK_STREAM);
   bool nonblock = info.Length() < 2 || info[1].ToBoolean();
   int fds[2];
+#ifdef SOCK_CLOEXEC
+  // Atomically: set afterwards, a fork() by another thread (a worker thread's
+  // child_process.spawn) in between would inherit the fds.
+  int rc = socketpair(AF_UNIX, type | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0, fds);
+#else
   int rc = socketpair(AF_UNIX, type, 0, fds);
   if (rc == 0) {
     for (int fd : fds) {
@@ -74,11 +79,16 @@ Napi::Value SocketPair(const Napi::CallbackInfo& info) {
       if (nonblock) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     }
   }
+#endif
   return Pair(info.Env(), rc, fds);
 }
 
 // socket(domain, type): fd (non-blocking, close-on-exec) or -errno
 Napi::Value Socket(const Napi::CallbackInfo& info) {
+#ifdef SOCK_CLOEXEC
+  int fd = socket(Int(info, 0), Int(info, 1) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);  // atomically, as socketpair
+  return Num(info.Env(), fd < 0 ? -errno : fd);
+#else
   int fd = socket(Int(info, 0), Int(info, 1), 0);
   if (fd < 0) return Num(info.Env(), -errno);
   int rc = SetNonBlockCloexec(fd);
@@ -87,6 +97,7 @@ Napi::Value Socket(const Napi::CallbackInfo& info) {
     return Num(info.Env(), rc);
   }
   return Num(info.Env(), fd);
+#endif
 }
 
 // Fills a sockaddr from (family, host, port); family 4, 6, or 0 for unix.

@@ -1,0 +1,223 @@
+// The typed surface of the native load generator (native/loadgen.cc):
+// validates every option, runs the load in native threads and resolves with
+// the verified result. `iomux load` is a thin CLI over runLoad().
+import * as net from 'node:net';
+import * as os from 'node:os';
+import { native } from '../native';
+import { ErrnoError } from '../errors';
+import { intArg, typeOf } from '../validate';
+
+export type LabProtocol = 'echo' | 'http';
+
+export interface LoadOptions {
+  /** Server address, an IPv4 or IPv6 literal. Default 127.0.0.1. */
+  host?: string;
+  port: number;
+  /** Connections, opened before the measured run starts. Default 10. */
+  conns?: number;
+  /** echo: bytes per request (message). Default 64. Ignored for http. */
+  size?: number;
+  /** Requests in flight per connection (pipelining). Default 1. */
+  depth?: number;
+  /** Seconds of measured run. Default 5. */
+  duration?: number;
+  /** Open loop: total requests per second on a fixed schedule; latency is
+   * measured from each request's intended send time. 0 (default) = closed loop. */
+  rate?: number;
+  /** http: the CPU-work request asks for this many microseconds. */
+  workUs?: number;
+  /** http: the fraction of requests that are /work?us=workUs (0..1). */
+  workRatio?: number;
+  protocol?: LabProtocol;
+  /** Load-generator threads, each with its own epoll set. Default: 1 on <= 2 cores, else cores / 2 (max 8). */
+  threads?: number;
+  /** Source addresses 127.0.0.1 .. 127.0.0.N the connections are spread over
+   * (loopback targets only). Default ceil(conns / 4000). */
+  sources?: number;
+  /** Seconds to wait for every connection before the run starts anyway. Default 10. */
+  connectTimeout?: number;
+  /** Seconds to wait for answers still in flight after the run. Default 2. */
+  drain?: number;
+  /** Called about every progressInterval ms from the JS thread. */
+  onProgress?: (p: LoadProgress) => void;
+  /** Default 1000. */
+  progressInterval?: number;
+  /** Aborting ends the run early; the result so far is still returned (cancelled: true). */
+  signal?: AbortSignal;
+}
+
+export interface LoadProgress {
+  elapsedS: number;
+  phase: 'connect' | 'run' | 'drain' | 'stop';
+  connected: number;
+  requests: number;
+  errors: number;
+  /** Requests per second since the previous report. */
+  rps: number;
+}
+
+export interface LatencySummary {
+  count: number;
+  min: number;
+  mean: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+export interface LoadResult {
+  protocol: LabProtocol;
+  host: string;
+  port: number;
+  conns: number;
+  size: number;
+  depth: number;
+  rate: number;
+  workUs: number;
+  workRatio: number;
+  threads: number;
+  sources: number;
+  /** Time until every connection was connected (or failed). */
+  connectMs: number;
+  /** The measured run (shorter when cancelled). */
+  durationS: number;
+  /** Every request answered and verified, including those answered while draining. */
+  requests: number;
+  requestsInWindow: number;
+  /** requestsInWindow / durationS. */
+  rps: number;
+  connected: number;
+  connectErrors: number;
+  resets: number;
+  /** Connections the server closed (end of file). */
+  serverCloses: number;
+  verifyErrors: number;
+  /** Requests issued that never got an answer (server stalled, connection lost, drain timeout). */
+  unanswered: number;
+  /** Connections that sent requests and never got a single answer (e.g. queued in a thread pool). */
+  idleConns: number;
+  workRequests: number;
+  bytesSent: number;
+  bytesReceived: number;
+  bytesVerified: number;
+  cancelled: boolean;
+  firstError: string | null;
+  firstConnectError: string | null;
+  /** Microseconds. */
+  latencyUs: LatencySummary;
+}
+
+function numberOpt(v: unknown, name: string, min: number, max: number, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number') throw new TypeError(`${name} must be a number, got ${typeOf(v)}`);
+  if (Number.isNaN(v) || v < min || v > max) throw new RangeError(`${name} must be in [${min}, ${max}], got ${v}`);
+  return v;
+}
+
+function intOpt(v: unknown, name: string, min: number, max: number, dflt: number): number {
+  return v === undefined ? dflt : intArg(v, name, min, max);
+}
+
+export function defaultLoadThreads(): number {
+  const cores = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+  return cores <= 2 ? 1 : Math.min(8, Math.floor(cores / 2));
+}
+
+/** Lifts the soft open-file limit to the hard one; returns the limit now in force. */
+export function raiseFileLimit(): number {
+  const rc = native.raiseNofileLimit();
+  if (rc < 0) throw new ErrnoError(-rc, 'setrlimit');
+  return rc;
+}
+
+interface Validated {
+  host: string;
+  port: number;
+  conns: number;
+  size: number;
+  depth: number;
+  durationS: number;
+  rate: number;
+  workUs: number;
+  workRatio: number;
+  protocol: LabProtocol;
+  threads: number;
+  sources: number;
+  connectTimeoutS: number;
+  drainS: number;
+  progressMs: number;
+}
+
+export function validateLoadOptions(o: LoadOptions): Validated {
+  if (o === null || typeof o !== 'object') throw new TypeError(`options must be an object, got ${typeOf(o)}`);
+  const host = o.host ?? '127.0.0.1';
+  if (typeof host !== 'string') throw new TypeError(`host must be a string, got ${typeOf(host)}`);
+  if (net.isIP(host) === 0) throw new RangeError(`host must be an IPv4 or IPv6 literal, got '${host}'`);
+  if (o.port === undefined) throw new TypeError('port is required');
+  const port = intArg(o.port, 'port', 1, 65535);
+  const protocol = o.protocol ?? 'echo';
+  if (protocol !== 'echo' && protocol !== 'http') throw new RangeError(`protocol must be 'echo' or 'http', got '${String(protocol)}'`);
+  const conns = intOpt(o.conns, 'conns', 1, 1_000_000, 10);
+  const size = intOpt(o.size, 'size', 1, 1 << 20, 64);
+  const depth = intOpt(o.depth, 'depth', 1, 4096, 1);
+  const durationS = numberOpt(o.duration, 'duration', 0.01, 86_400, 5);
+  const rate = numberOpt(o.rate, 'rate', 0, 1e8, 0);
+  const workUs = intOpt(o.workUs, 'workUs', 0, 10_000_000, 0);
+  const workRatio = numberOpt(o.workRatio, 'workRatio', 0, 1, 0);
+  if (protocol !== 'http' && (workRatio > 0 || workUs > 0)) throw new RangeError('workUs and workRatio need protocol http');
+  if (workRatio > 0 && workUs === 0) throw new RangeError('workRatio > 0 needs workUs > 0');
+  const threads = Math.min(intOpt(o.threads, 'threads', 1, 256, defaultLoadThreads()), conns);
+  const loopback = net.isIPv4(host) && host.startsWith('127.');
+  const sources = intOpt(o.sources, 'sources', 1, 254, loopback ? Math.min(254, Math.ceil(conns / 4000)) : 1);
+  if (sources > 1 && !loopback) throw new RangeError('sources > 1 needs a 127.x.x.x host (the sources are 127.0.0.1 .. 127.0.0.N)');
+  const connectTimeoutS = numberOpt(o.connectTimeout, 'connectTimeout', 0, 600, 10);
+  const drainS = numberOpt(o.drain, 'drain', 0, 600, 2);
+  const progressMs = intOpt(o.progressInterval, 'progressInterval', 10, 3_600_000, 1000);
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError(`onProgress must be a function, got ${typeOf(o.onProgress)}`);
+  return { host, port, conns, size, depth, durationS, rate, workUs, workRatio, protocol, threads, sources, connectTimeoutS, drainS, progressMs };
+}
+
+/**
+ * Runs the native load generator against host:port and resolves with the
+ * verified result. Rejects only when the run cannot start (bad options,
+ * too few file descriptors); server misbehaviour is reported in the result
+ * (connectErrors, resets, verifyErrors, firstError).
+ */
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const v = validateLoadOptions(options);
+  const limit = raiseFileLimit();
+  if (v.conns + 64 > limit) {
+    throw new RangeError(`conns ${v.conns} needs more file descriptors than the limit allows (${limit}); raise it with ulimit -n`);
+  }
+  const signal = options.signal;
+  if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+  const onProgress = options.onProgress;
+  const handle = native.loadRun(
+    { ...v, protocol: v.protocol === 'http' ? 1 : 0 },
+    onProgress ? (p: LoadProgress) => onProgress(p) : undefined,
+  );
+  const abort = () => handle.cancel();
+  signal?.addEventListener('abort', abort, { once: true });
+  try {
+    const r = await handle.done;
+    if (typeof r.rc === 'number') throw new ErrnoError(-r.rc, r.syscall);
+    return {
+      protocol: v.protocol,
+      host: v.host,
+      port: v.port,
+      conns: v.conns,
+      size: v.protocol === 'echo' ? v.size : 0,
+      depth: v.depth,
+      rate: v.rate,
+      workUs: v.workUs,
+      workRatio: v.workRatio,
+      threads: v.threads,
+      sources: v.sources,
+      ...r,
+    } as LoadResult;
+  } finally {
+    signal?.removeEventListener('abort', abort);
+  }
+}

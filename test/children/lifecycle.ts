@@ -1,0 +1,106 @@
+// Lifecycle scenarios, each in its own process (run by test/lifecycle.test.ts).
+//   lifecycle.ts <mode>   prints one JSON line, or exits as the mode says.
+// Modes with worker threads run test/children/lifecycle-worker.ts.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { Poller, type BackendName } from '../../lib/poller';
+import * as sys from '../../lib/sys';
+import { available } from '../helpers/backends';
+
+const mode = process.argv[2];
+const fdCount = () => fs.readdirSync('/proc/self/fd').length;
+const REGISTER = path.join(__dirname, '..', 'helpers', 'ts-register.cjs');
+const WORKER = path.join(__dirname, 'lifecycle-worker.ts');
+
+function startWorker(workerMode: string, extra: Record<string, unknown> = {}): Worker {
+  return new Worker(`require(${JSON.stringify(REGISTER)}); require(${JSON.stringify(WORKER)});`, {
+    eval: true,
+    workerData: { mode: workerMode, backends: available, ...extra },
+  });
+}
+
+/** Pollers of every backend, each watching a readable pipe and an idle one, after a wait. */
+function livePollers(): { pollers: Poller[]; fds: number[] } {
+  const pollers: Poller[] = [];
+  const fds: number[] = [];
+  for (const name of available as BackendName[]) {
+    const p = new Poller(name);
+    const [r, w] = sys.pipe();
+    const [idle, idleW] = sys.pipe();
+    sys.write(w, Buffer.from('x'));
+    p.add(r, 1);
+    p.add(idle, 1);
+    p.wait(0);
+    pollers.push(p);
+    fds.push(r, w, idle, idleW);
+  }
+  return { pollers, fds };
+}
+
+async function workerExits(workerMode: string): Promise<void> {
+  const before = fdCount();
+  const w = startWorker(workerMode);
+  let fds: number[] = [];
+  let whileAlive = 0;
+  w.on('message', (m: { fds: number[] }) => {
+    fds = m.fds;
+    whileAlive = fdCount();
+    if (workerMode === 'loop') setTimeout(() => void w.terminate(), 100);
+  });
+  const t0 = Date.now();
+  const code = await new Promise<number>((res) => w.on('exit', res));
+  const exitMs = Date.now() - t0;
+  for (const fd of fds) sys.close(fd); // the pipes are plain fds: the worker handed them over
+  console.log(JSON.stringify({ mode: workerMode, code, before, whileAlive, after: fdCount(), exitMs }));
+}
+
+async function main(): Promise<void> {
+  switch (mode) {
+    case 'worker-return':
+      return workerExits('return');
+    case 'worker-exit':
+      return workerExits('exit');
+    case 'worker-terminate':
+      return workerExits('loop');
+    case 'main-exit-live': {
+      livePollers();
+      console.log('exiting with live Pollers');
+      process.exit(0);
+    }
+    // falls through (unreachable)
+    case 'main-natural-live': {
+      const live = livePollers();
+      (globalThis as { keep?: unknown }).keep = live; // still referenced at exit
+      console.log('ending with live Pollers');
+      return;
+    }
+    case 'main-exit-worker-looping': {
+      const w = startWorker('loop');
+      w.on('message', () => {
+        console.log('exiting while a worker waits in a loop');
+        process.exit(0);
+      });
+      return;
+    }
+    case 'main-exit-worker-blocked-woken': {
+      // The pattern for a worker blocked in wait(-1): something it watches
+      // must become ready, e.g. an eventfd written from the 'exit' handler.
+      const efd = sys.eventfd();
+      const w = startWorker('blocked', { wake: efd });
+      process.on('exit', () => {
+        const one = Buffer.alloc(8);
+        one.writeBigUInt64LE(1n);
+        sys.write(efd, one);
+      });
+      w.on('message', () => {
+        console.log('exiting while a worker is blocked in wait(-1)');
+        setTimeout(() => process.exit(0), 50);
+      });
+      return;
+    }
+    default:
+      throw new Error(`unknown mode ${mode}`);
+  }
+}
+main();
