@@ -17,7 +17,7 @@ FROM ${BASE} AS test
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      ca-certificates liburing-dev pkg-config python3 make g++ cmake \
+      ca-certificates liburing-dev pkg-config python3 make g++ cmake wrk \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /iomux
 # Dependencies first, so editing the sources does not refetch them. The

@@ -25,13 +25,32 @@ const LINUX_ONLY = [
 
 // Conditions under which a block is Linux-only: it names __linux__ (not
 // negated) or IOMUX_HAVE_URING / IOMUX_LIBKQUEUE, which build-config.js sets
-// only on Linux, and has no `||` (`defined(__APPLE__) || defined(IOMUX_LIBKQUEUE)`
-// is compiled on macOS too).
-const LINUX_GUARD = /(?<![!\w])\s*(defined\s*\(\s*)?(__linux__|__linux|IOMUX_HAVE_URING|IOMUX_LIBKQUEUE)\b/;
-const NEGATED_LINUX = /(!\s*defined\s*\(\s*(__linux__|__linux)\s*\))|(#\s*ifndef\s+(__linux__|__linux)\b)/;
+// only on Linux, or it tests for a Linux-only feature itself (#ifdef
+// MSG_NOSIGNAL, #if defined(SOCK_CLOEXEC)); and it has no `||`
+// (`defined(__APPLE__) || defined(IOMUX_LIBKQUEUE)` is compiled on macOS too).
+const LINUX_MACROS = ['__linux__', '__linux', 'IOMUX_HAVE_URING', 'IOMUX_LIBKQUEUE'];
 
-function linuxOnly(expr: string, directive: string): boolean {
-  return LINUX_GUARD.test(expr) && !NEGATED_LINUX.test(directive) && !expr.includes('||');
+function isLinuxMacro(name: string): boolean {
+  return LINUX_MACROS.includes(name) || LINUX_ONLY.some((re) => re.test(name) && re.exec(name)![0] === name);
+}
+
+/** The macros an #if/#ifdef expression tests with defined(), split by negation. */
+function tested(expr: string): { positive: string[]; negative: string[] } {
+  const positive: string[] = [];
+  const negative: string[] = [];
+  for (const m of expr.matchAll(/(!\s*)?defined\s*\(?\s*(\w+)\s*\)?/g)) (m[1] ? negative : positive).push(m[2]);
+  // A bare macro in #if (`#if __linux__`)
+  for (const m of expr.matchAll(/(?<![\w(])(!\s*)?(__linux__|__linux|IOMUX_HAVE_URING|IOMUX_LIBKQUEUE)\b/g)) {
+    if (!expr.slice(Math.max(0, (m.index ?? 0) - 9), m.index).includes('defined')) (m[1] ? negative : positive).push(m[2]);
+  }
+  return { positive, negative };
+}
+
+function linuxOnly(expr: string): boolean {
+  return !expr.includes('||') && tested(expr).positive.some(isLinuxMacro);
+}
+function notLinux(expr: string): boolean {
+  return !expr.includes('||') && tested(expr).negative.some(isLinuxMacro);
 }
 
 function strip(src: string): string {
@@ -55,15 +74,13 @@ function unguarded(src: string): Array<{ line: number; text: string; name: strin
     const d = /^#\s*(ifdef|ifndef|if|elif|else|endif)\b(.*)$/.exec(l);
     if (d) {
       const [, kw, rest] = d;
-      const cond = `#${kw} ${rest}`;
-      if (kw === 'ifdef' || kw === 'if') {
-        stack.push({ linux: linuxOnly(kw === 'ifdef' ? `defined(${rest.trim()})` : rest, cond), negated: NEGATED_LINUX.test(cond) });
-      } else if (kw === 'ifndef') {
-        stack.push({ linux: false, negated: NEGATED_LINUX.test(cond) });
+      if (kw === 'ifdef' || kw === 'ifndef' || kw === 'if') {
+        const expr = kw === 'ifdef' ? `defined(${rest.trim()})` : kw === 'ifndef' ? `!defined(${rest.trim()})` : rest;
+        stack.push({ linux: linuxOnly(expr), negated: notLinux(expr) });
       } else if (kw === 'elif') {
         const top = stack[stack.length - 1];
         if (top) {
-          top.linux = linuxOnly(rest, cond);
+          top.linux = linuxOnly(rest);
           top.negated = false;
         }
       } else if (kw === 'else') {
@@ -97,12 +114,15 @@ describe('native/ portability', () => {
       '#if !defined(__linux__)', 'pipe(p);', '#else', 'pipe2(p, 0);', '#endif',
       '#ifdef __APPLE__', 'x();', '#elif defined(__linux__)', 'epoll_create1(0);', '#endif',
       '#if defined(__APPLE__) || defined(IOMUX_LIBKQUEUE)', 'pipe2(p, 0);', '#endif',
+      '#ifdef SOCK_CLOEXEC', 'socket(d, t | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);', '#else', 'socket(d, t, 0);', '#endif',
+      '#ifndef MSG_NOSIGNAL', 'x = MSG_NOSIGNAL;', '#else', 'send(fd, b, n, MSG_NOSIGNAL);', '#endif',
       '// epoll_wait in a comment', 'const char* s = "eventfd in a string";',
       'int fd = epoll_create1(0);',
     ].join('\n');
     expect(unguarded(src)).toEqual([
       { line: 17, text: 'pipe2(p, 0);', name: 'pipe2' },
-      { line: 21, text: 'int fd = epoll_create1(0);', name: 'epoll_create1' },
+      { line: 25, text: 'x = MSG_NOSIGNAL;', name: 'MSG_NOSIGNAL' },
+      { line: 31, text: 'int fd = epoll_create1(0);', name: 'epoll_create1' },
     ]);
   });
 
