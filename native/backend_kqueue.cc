@@ -21,6 +21,7 @@
 #include <vector>
 
 #ifdef IOMUX_LIBKQUEUE
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -37,6 +38,7 @@ extern "C" void libkqueue_drain_pending_close(void) __attribute__((weak));
 #endif
 
 #include "backend.h"
+#include "exports.h"
 #include "fd_table.h"
 
 namespace iomux {
@@ -106,12 +108,26 @@ class KqueueBackend final : public Backend {
 #endif
   }
   ~KqueueBackend() override {
-    close(kq_);
 #ifdef IOMUX_LIBKQUEUE
-    // libkqueue frees a closed kqueue's other fds from a monitor thread,
-    // later; wait for it, so that close() releases the fds as it does on BSD.
-    if (libkqueue_drain_pending_close != nullptr) libkqueue_drain_pending_close();
+    // libkqueue notices the close of its kqueue fd (a pipe's write end) from
+    // a monitor thread and frees the rest later; until then it still holds
+    // the fd number, and its fork handler closes that number in the child:
+    // were the number reused meanwhile (a pipe for child_process.spawn on
+    // another thread), the child would lose it. So the pipe end is replaced
+    // by /dev/null under the same number (dup3: the pipe closes, the number
+    // stays ours), libkqueue is waited for, and only then is it released.
+    if (libkqueue_drain_pending_close != nullptr) {
+      int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (null_fd >= 0 && dup3(null_fd, kq_, O_CLOEXEC) == kq_) {
+        close(null_fd);
+        libkqueue_drain_pending_close();
+        close(kq_);
+        return;
+      }
+      if (null_fd >= 0) close(null_fd);
+    }
 #endif
+    close(kq_);
   }
 
   int Add(int fd, uint32_t interest, uint32_t mode) override {
@@ -210,12 +226,18 @@ class KqueueBackend final : public Backend {
       int fd = static_cast<int>(ev.ident);
       Registration* r = table_.Get(fd);
       if (r == nullptr || r->gen != UdataToGen(ev.udata)) continue;
-      uint32_t bits = ev.filter == EVFILT_READ ? kReadable : kWritable;
+      // A registration without READABLE or WRITABLE (ERROR/HANGUP only)
+      // rides on an edge-triggered read filter (see Arm): its data arrivals
+      // are not reported, only what poll() calls a hang-up or an error.
+      const bool hup_only = (r->interest & kBoth) == 0;
+      uint32_t bits = hup_only ? 0u : static_cast<uint32_t>(ev.filter == EVFILT_READ ? kReadable : kWritable);
       if (ev.flags & EV_ERROR) bits |= kError;
       if (ev.flags & EV_EOF) bits |= EofBits(fd, ev);
 #ifdef IOMUX_LIBKQUEUE
       if ((ev.flags & EV_EOF) && ev.fflags != 0) KeepSocketError(fd, static_cast<int>(ev.fflags));
 #endif
+      bits = Normalise(bits, r->interest);
+      if (bits == 0) continue;
       // Merge with an earlier pair for the same fd in this batch: r->slot
       // is the index of that pair when it belongs to this batch.
       int j = r->slot;
@@ -224,14 +246,16 @@ class KqueueBackend final : public Backend {
         r->slot = j;
         out[2 * j] = fd;
         out[2 * j + 1] = 0;
-        if ((r->mode & kOneshot) && (r->interest & kBoth) == kBoth) fired_.push_back(j);
+        if ((r->mode & kOneshot) && (hup_only || (r->interest & kBoth) == kBoth)) fired_.push_back(j);
       }
-      out[2 * j + 1] |= static_cast<int32_t>(Normalise(bits, r->interest));
+      out[2 * j + 1] |= static_cast<int32_t>(bits);
     }
     // Oneshot with both filters: EV_DISPATCH disabled the filter that fired;
     // disable the other one too, so the whole fd is disarmed until modify(),
-    // as with EPOLLONESHOT. Done after the batch, so that a filter which
-    // fired in the same batch is not disabled twice.
+    // as with EPOLLONESHOT; a hang-up-only oneshot has no EV_DISPATCH (its
+    // filter also fires for data) and is disarmed here once reported. Done
+    // after the batch, so that a filter which fired in the same batch is not
+    // disabled twice.
     if (!fired_.empty()) {
       Changes ch;
       for (int j : fired_) {
@@ -239,12 +263,13 @@ class KqueueBackend final : public Backend {
         uint32_t seen = static_cast<uint32_t>(out[2 * j + 1]);
         Registration* r = table_.Get(fd);
         Udata udata = GenToUdata(r->gen);
+        uint32_t filters = Filters(r->interest);
         struct kevent k;
-        if (!(seen & kReadable)) {
+        if ((filters & kReadable) && (!(seen & kReadable) || (r->interest & kBoth) == 0)) {
           EV_SET(&k, fd, EVFILT_READ, EV_DISABLE | kReceipt, 0, 0, udata);
           ch.push_back(k);
         }
-        if (!(seen & kWritable)) {
+        if ((filters & kWritable) && !(seen & kWritable)) {
           EV_SET(&k, fd, EVFILT_WRITE, EV_DISABLE | kReceipt, 0, 0, udata);
           ch.push_back(k);
         }
@@ -278,29 +303,44 @@ class KqueueBackend final : public Backend {
     return bits | kHangup;
   }
 
+  // The filters behind an interest: READ and/or WRITE; for ERROR/HANGUP
+  // only, READ (kqueue reports EOF and errors through a filter only).
+  static uint32_t Filters(uint32_t interest) {
+    return (interest & kBoth) != 0 ? (interest & kBoth) : static_cast<uint32_t>(kReadable);
+  }
+
   static void Arm(Changes* ch, int fd, uint32_t interest, uint32_t mode, uint32_t gen) {
     unsigned short flags = EV_ADD | EV_ENABLE | kReceipt;
-    if (mode & kEdge) flags |= EV_CLEAR;
-    if (mode & kOneshot) flags |= EV_DISPATCH;
+    if ((interest & kBoth) == 0) {
+      // ERROR/HANGUP only: edge-triggered whatever the mode, so that unread
+      // data (not asked for) cannot make every wait return at once; oneshot
+      // is done in Wait. A hang-up is thus reported once per change.
+      flags |= EV_CLEAR;
+    } else {
+      if (mode & kEdge) flags |= EV_CLEAR;
+      if (mode & kOneshot) flags |= EV_DISPATCH;
+    }
     Udata udata = GenToUdata(gen);
+    uint32_t filters = Filters(interest);
     struct kevent k;
-    if (interest & kReadable) {
+    if (filters & kReadable) {
       EV_SET(&k, fd, EVFILT_READ, flags, 0, 0, udata);
       ch->push_back(k);
     }
-    if (interest & kWritable) {
+    if (filters & kWritable) {
       EV_SET(&k, fd, EVFILT_WRITE, flags, 0, 0, udata);
       ch->push_back(k);
     }
   }
 
   static void Delete(Changes* ch, int fd, uint32_t interest) {
+    uint32_t filters = Filters(interest);
     struct kevent k;
-    if (interest & kReadable) {
+    if (filters & kReadable) {
       EV_SET(&k, fd, EVFILT_READ, EV_DELETE | kReceipt, 0, 0, GenToUdata(0));
       ch->push_back(k);
     }
-    if (interest & kWritable) {
+    if (filters & kWritable) {
       EV_SET(&k, fd, EVFILT_WRITE, EV_DELETE | kReceipt, 0, 0, GenToUdata(0));
       ch->push_back(k);
     }
@@ -343,7 +383,7 @@ class KqueueBackend final : public Backend {
   FdTable table_;
   std::vector<struct kevent> events_;
   std::vector<struct kevent> receipts_;
-  std::vector<int> fired_;  // pairs in this batch with a oneshot R|W registration
+  std::vector<int> fired_;  // pairs in this batch of oneshot R|W or hang-up-only registrations
 };
 
 std::unique_ptr<Backend> Create(int* err, std::string* reason) {
@@ -370,13 +410,15 @@ void KeepSocketError(int fd, int err) {
   kept_count.store(kept_errors.size(), std::memory_order_relaxed);
 }
 
-int TakeSocketError(int fd) {
+int TakeSocketError(int fd, bool reading) {
   if (kept_count.load(std::memory_order_relaxed) == 0) return 0;
   struct stat st;
   bool have = fstat(fd, &st) == 0;
   std::lock_guard<std::mutex> lock(kept_mutex);
   auto it = kept_errors.find(fd);
   if (it == kept_errors.end()) return 0;
+  if (reading && it->second.err == EPIPE && have && it->second.dev == st.st_dev && it->second.ino == st.st_ino)
+    return 0;
   int err = have && it->second.dev == st.st_dev && it->second.ino == st.st_ino ? it->second.err : 0;
   kept_errors.erase(it);
   kept_count.store(kept_errors.size(), std::memory_order_relaxed);
@@ -394,6 +436,22 @@ void ForgetSocketError(int fd) {
 const BackendInfo kKqueueInfo = {
     "kqueue", {kNative, kNative, kNative, kUnsupported}, Create, Probe};
 
+// libkqueue opens two process-wide fds (its close-monitor's epoll set and an
+// eventfd) on the first kqueue() and keeps them: do that when the addon
+// loads, so that they are not counted against the first Poller (fd
+// accounting in tests, leak checks). Nothing to do on a real kqueue.
+void InitKqueue(Napi::Env, Napi::Object) {
+#ifdef IOMUX_LIBKQUEUE
+  static std::once_flag once;
+  std::call_once(once, [] {
+    int kq = kqueue();
+    if (kq < 0) return;
+    close(kq);
+    if (libkqueue_drain_pending_close != nullptr) libkqueue_drain_pending_close();
+  });
+#endif
+}
+
 }  // namespace iomux
 
 #else  // no kqueue on this platform
@@ -401,6 +459,7 @@ const BackendInfo kKqueueInfo = {
 #include <cerrno>
 
 #include "backend.h"
+#include "exports.h"
 
 namespace iomux {
 namespace {
@@ -419,5 +478,6 @@ bool Probe(std::string* reason) {
 }  // namespace
 const BackendInfo kKqueueInfo = {
     "kqueue", {kNative, kNative, kNative, kUnsupported}, Create, Probe};
+void InitKqueue(Napi::Env, Napi::Object) {}
 }  // namespace iomux
 #endif

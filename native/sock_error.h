@@ -12,11 +12,12 @@ namespace iomux {
 // Remembers `err` for the socket `fd` (ignored for anything but a socket).
 void KeepSocketError(int fd, int err);
 // The kept error for fd (positive errno), once; 0 when there is none or the
-// fd now names another file.
-int TakeSocketError(int fd);
+// fd now names another file. For a read, EPIPE stays kept: Linux sets it on
+// a reset that follows the peer's FIN, and read() then returns EOF first.
+int TakeSocketError(int fd, bool reading = false);
 void ForgetSocketError(int fd);
 #else
-inline int TakeSocketError(int) { return 0; }
+inline int TakeSocketError(int, bool = false) { return 0; }
 inline void ForgetSocketError(int) {}
 #endif
 }  // namespace iomux

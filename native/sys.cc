@@ -174,7 +174,7 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
   ssize_t r = read(fd, data + off, n);
   int rc = r < 0 ? -errno : 0;
   if (r == 0 || rc == -EAGAIN) {
-    if (int kept = TakeSocketError(fd)) return Num(info.Env(), -kept);
+    if (int kept = TakeSocketError(fd, true)) return Num(info.Env(), -kept);
   }
   return Num(info.Env(), r < 0 ? rc : static_cast<double>(r));
 }
@@ -214,7 +214,7 @@ Napi::Value Readv(const Napi::CallbackInfo& info) {
   ssize_t r = readv(fd, iov.data(), static_cast<int>(iov.size()));
   rc = r < 0 ? -errno : 0;
   if (r == 0 || rc == -EAGAIN) {
-    if (int kept = TakeSocketError(fd)) return Num(info.Env(), -kept);
+    if (int kept = TakeSocketError(fd, true)) return Num(info.Env(), -kept);
   }
   return Num(info.Env(), r < 0 ? rc : static_cast<double>(r));
 }
