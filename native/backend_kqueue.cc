@@ -22,6 +22,7 @@
 
 #ifdef IOMUX_LIBKQUEUE
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -58,11 +59,13 @@ std::unordered_map<int, KeptError> kept_errors;
 std::atomic<size_t> kept_count{0};
 
 // libkqueue returns as the kqueue fd the write end of a private pipe, whose
-// read end sits in the epoll set that holds every registration; that epoll
-// fd is readable exactly when kevent() has something to return, so it is the
-// pollable fd a real kqueue is. It is found through /proc: the epoll fd just
-// below kq (libkqueue creates it right before the pipe) whose fdinfo watches
-// a file with the pipe's inode. -1 when not found (a different libkqueue).
+// read end sits (EPOLLIN|EPOLLHUP) in the epoll set that holds every
+// registration; that epoll fd is readable exactly when kevent() has something
+// to return, so it is the pollable fd a real kqueue is. It is found through
+// /proc: the epoll fd just below kq (libkqueue creates it right before the
+// pipe) whose fdinfo watches a file with the pipe's inode for EPOLLIN. (The
+// process-wide close monitor also watches that pipe end, EPOLLHUP|EPOLLONESHOT
+// only: not that one.) -1 when not found (a different libkqueue).
 int FindLibkqueueEpoll(int kq) {
   struct stat st;
   if (fstat(kq, &st) != 0 || !S_ISFIFO(st.st_mode)) return -1;
@@ -76,7 +79,11 @@ int FindLibkqueueEpoll(int kq) {
     char line[256];
     bool found = false;
     while (!found && fgets(line, sizeof line, f) != nullptr) {
-      found = strncmp(line, "tfd:", 4) == 0 && strstr(line, want) != nullptr;
+      int tfd;
+      unsigned events;
+      if (strncmp(line, "tfd:", 4) != 0 || strstr(line, want) == nullptr) continue;
+      if (sscanf(line, "tfd: %d events: %x", &tfd, &events) != 2) continue;
+      found = (events & EPOLLIN) != 0 && (events & EPOLLONESHOT) == 0;
     }
     fclose(f);
     if (found) return fd;
