@@ -13,10 +13,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
+#ifdef __linux__
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +36,8 @@
 #include "exports.h"
 #include "histogram.h"
 #include "js_util.h"
+
+#ifdef __linux__  // the whole generator runs on epoll; elsewhere loadRun says so
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -921,3 +925,23 @@ void InitLoadgen(Napi::Env env, Napi::Object exports) {
 }
 
 }  // namespace iomux
+
+#else  // not Linux
+
+namespace iomux {
+namespace {
+Napi::Value LoadRun(const Napi::CallbackInfo& info) {
+  Napi::Error e = Napi::Error::New(info.Env(), "the native load generator needs Linux (epoll)");
+  e.Set("errno", Napi::Number::New(info.Env(), -ENOSYS));
+  e.ThrowAsJavaScriptException();
+  return info.Env().Undefined();
+}
+}  // namespace
+
+void InitLoadgen(Napi::Env env, Napi::Object exports) {
+  exports.Set("loadRun", Napi::Function::New<LoadRun>(env, "loadRun"));
+}
+
+}  // namespace iomux
+
+#endif
