@@ -3,6 +3,7 @@ import { backendsCommand } from './commands/backends';
 import { probeCommand } from './commands/probe';
 import { serveCommand } from './commands/serve';
 import { loadCommand } from './commands/load';
+import { benchLabCommand } from './commands/bench-lab';
 import { UsageError, type Command } from './commands/types';
 
 const commands: Command[] = [
@@ -10,6 +11,7 @@ const commands: Command[] = [
   serveCommand,
   loadCommand,
   probeCommand,
+  benchLabCommand,
 ];
 
 function usage(): string {
