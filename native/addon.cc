@@ -11,6 +11,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   iomux::InitLoopEmbed(env, exports);
   iomux::InitLabServe(env, exports);
   iomux::InitLoadgen(env, exports);
+  iomux::InitSignalPipe(env, exports);
   return exports;
 }
 

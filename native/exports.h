@@ -12,4 +12,5 @@ void InitRing(Napi::Env env, Napi::Object exports);
 void InitLoopEmbed(Napi::Env env, Napi::Object exports);
 void InitLabServe(Napi::Env env, Napi::Object exports);
 void InitLoadgen(Napi::Env env, Napi::Object exports);
+void InitSignalPipe(Napi::Env env, Napi::Object exports);
 }  // namespace iomux

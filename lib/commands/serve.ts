@@ -40,6 +40,12 @@ function archList(): string {
   return ARCHS.map((a) => `  ${a.name.padEnd(13)} ${a.summary}`).join('\n');
 }
 
+/** The counters an arch keeps besides accepted/active/requests, as "; key=value ...". */
+function extraStats(s: Record<string, number | undefined>): string {
+  const rest = Object.entries(s).filter(([k, v]) => k !== 'accepted' && k !== 'active' && k !== 'requests' && typeof v === 'number');
+  return rest.length > 0 ? `; ${rest.map(([k, v]) => `${k}=${v}`).join(' ')}` : '';
+}
+
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'run one lab server architecture until SIGINT/SIGTERM',
@@ -180,6 +186,7 @@ Examples:
     process.stderr.write(
       `iomux serve: ${signalled ?? 'stopped'}: ${arch.name} stopped after ${secs} s` +
         (s ? `: ${s.accepted ?? 0} connections accepted, ${s.requests ?? 0} ${protocol === 'http' ? 'requests answered' : 'reads echoed'}` : '') +
+        (s ? extraStats(s) : '') +
         '\n',
     );
     // Nothing should be left, but never linger after a clean stop.
