@@ -3,8 +3,8 @@ import { backendsCommand } from './commands/backends';
 import { probeCommand } from './commands/probe';
 import { serveCommand } from './commands/serve';
 import { loadCommand } from './commands/load';
-import { benchLabCommand } from './commands/bench-lab';
 import { UsageError, type Command } from './commands/types';
+import { benchLabCommand } from './commands/bench-lab';
 
 const commands: Command[] = [
   backendsCommand,
