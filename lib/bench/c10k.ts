@@ -3,13 +3,14 @@
 // them (--active-ratio) keep sending, so the step measures what holding the
 // connections costs (memory per connection, resident vs virtual; threads),
 // how fast they were accepted, and the p99 latency of the few active ones.
-// The ramp stops at the first step where the server died or connections could
-// not be made; what failed first, and how, is the result. Every step is
+// The ramp stops at the first step where the server died, or connections could
+// not be made or were cut; what failed first, and how, is the result. Every step is
 // bounded in time (connect timeout, run, drain, watchdog).
 import * as os from 'node:os';
 import { findArch } from '../arch';
 import { raiseFileLimit } from '../lab/load';
 import { readProcess } from '../lab/metrics';
+import { native } from '../native';
 import { barChart, lineChart, type Point } from './charts';
 import {
   describeExit,
@@ -135,7 +136,8 @@ export interface C10kReport {
 }
 
 export function c10kDefaults(quick: boolean) {
-  return quick ? { steps: [100, 1000], duration: 1, connectTimeout: 10 } : { steps: [1000, 2000, 5000, 10000], duration: 3, connectTimeout: 30 };
+  // Quick: one step, past select's FD_SETSIZE (1024).
+  return quick ? { steps: [1500], duration: 1, connectTimeout: 10 } : { steps: [1000, 2000, 5000, 10000], duration: 3, connectTimeout: 30 };
 }
 
 export function c10kCommand(quick: boolean): string {
@@ -266,7 +268,13 @@ async function rampArch(
         if (res.connectErrors > 0) problem(classifyConnectError(res.firstConnectError), `${res.connectErrors} of ${conns} connections failed: ${res.firstConnectError ?? ''}`);
         if (res.verifyErrors > 0) problem('verify-errors', `${res.verifyErrors} verification errors: ${res.firstError ?? ''}`);
         if (res.resets > 0) problem('resets', `${res.resets} connections reset: ${res.firstError ?? ''}`);
-        if (res.serverCloses > 0) problem('server-closes', `${res.serverCloses} connections closed by the server`);
+        if (res.serverCloses > 0) {
+          const hint =
+            out.backend === 'select'
+              ? ` (select cannot watch an fd >= FD_SETSIZE = ${native.FD_SETSIZE}: connections past it are closed)`
+              : '';
+          problem('server-closes', `${res.serverCloses} of ${conns} connections closed by the server${hint}`);
+        }
         if (res.idleConns > 0) problem('never-answered', `${res.idleConns} of ${res.activeConns} active connections never got an answer`);
         else if (res.unanswered > 0) problem('unanswered', `${res.unanswered} requests never answered`);
       }
@@ -293,7 +301,9 @@ async function rampArch(
         const err = server.stderr();
         step.problems.unshift({ kind: 'server-crash', detail: `server ${describeExit(server.exit)} at ${conns} connections${err ? ': ' + err : ''}` });
       }
-      const hard = server.exit !== null || r.error !== null || !res || res.connected < conns;
+      // The server cannot hold this many: stop the ramp (a pool that leaves
+      // connections unanswered still holds them, so its ramp goes on).
+      const hard = server.exit !== null || r.error !== null || !res || res.connected < conns || res.serverCloses > 0 || res.resets > 0;
       step.failure = step.problems[0] ?? null;
       step.status = hard ? 'failed' : step.problems.length ? 'problem' : 'ok';
       if (step.failure && !out.firstFailure) out.firstFailure = { conns, ...step.failure };
@@ -383,7 +393,7 @@ export function c10kMarkdown(r: C10kReport): string {
   const out: string[] = [];
   const pct = Math.round(r.params.activeRatio * 100 * 100) / 100;
   out.push(
-    `Ramp to ${Math.max(...r.params.steps).toLocaleString('en-US')} connections in steps of ${r.params.steps.join(', ')}; at each step every connection is opened and held, ${pct}% of them send 64-byte echo requests for ${r.params.durationS} s (closed loop). Memory per connection is (peak during the step − the idle server before the ramp) / connections. A ramp stops at the first step where the server died or not every connection could be made.`,
+    `Ramp to ${Math.max(...r.params.steps).toLocaleString('en-US')} connections in steps of ${r.params.steps.join(', ')}; at each step every connection is opened and held, ${pct}% of them send 64-byte echo requests for ${r.params.durationS} s (closed loop). Memory per connection is (peak during the step − the idle server before the ramp) / connections. A ramp stops at the first step where the server died, or not every connection could be made or kept.`,
   );
   out.push(`Machine: ${machineLine(r.machine)}. Pinning: ${r.pinning.note}.`);
   out.push(`Command: \`${r.command}\``);

@@ -126,7 +126,7 @@ export interface EchoReport {
 }
 
 export const ECHO_DEFAULT_CONNS = [1, 100, 1000, 10000];
-export const ECHO_QUICK_CONNS = [1, 100];
+export const ECHO_QUICK_CONNS = [100];
 
 export function echoDefaults(quick: boolean) {
   return quick ? { conns: ECHO_QUICK_CONNS, duration: 1, warmup: 0.3 } : { conns: ECHO_DEFAULT_CONNS, duration: 5, warmup: 1 };

@@ -152,8 +152,8 @@ rate (connections / time until all were connected), memory per connection
 before the ramp) / connections), threads, p50/p99 latency of the active
 connections, CPU per request.
 
-The ramp stops at the first step where the server died or not every
-connection could be made; the first step where anything went wrong is
+The ramp stops at the first step where the server died, or not every
+connection could be made or kept open; the first step where anything went wrong is
 reported with what it was: server crash, connect errors (EMFILE, refused,
 timeouts), resets, connections the server closed, active connections never
 answered (a thread pool whose workers are held by idle connections),
