@@ -64,6 +64,7 @@ export type FailureKind =
   | 'resets'
   | 'server-closes'
   | 'never-answered'
+  | 'not-accepted'
   | 'unanswered';
 
 export interface Failure {
@@ -80,8 +81,14 @@ export interface C10kStep {
   connected: number | null;
   activeConns: number | null;
   connectMs: number | null;
-  /** Connections per second while opening them all. */
+  /** Connections per second while opening them all (client side: a connect completes in the server's backlog). */
   connectRate: number | null;
+  /** Connections the server held (its open fds − before the step). */
+  accepted: number | null;
+  /** From the start of the step until the server held every connection (null if it never did). */
+  acceptMs: number | null;
+  /** conns / acceptMs: how fast the server took them. */
+  acceptRate: number | null;
   connectErrors: number | null;
   firstConnectError: string | null;
   resets: number | null;
@@ -167,6 +174,9 @@ function emptyStep(conns: number): C10kStep {
     activeConns: null,
     connectMs: null,
     connectRate: null,
+    accepted: null,
+    acceptMs: null,
+    acceptRate: null,
     connectErrors: null,
     firstConnectError: null,
     resets: null,
@@ -247,6 +257,9 @@ async function rampArch(
         o.pinning,
       );
       step.loadgenCores = r.loadgenCores;
+      step.accepted = r.fds.baseline !== null && r.fds.max !== null ? Math.max(0, r.fds.max - r.fds.baseline) : null;
+      step.acceptMs = r.fds.allAcceptedMs;
+      step.acceptRate = r.fds.allAcceptedMs !== null && r.fds.allAcceptedMs > 0 ? conns / (r.fds.allAcceptedMs / 1000) : null;
       step.cpuBusy = r.cpuBusy;
       const res = r.result;
       const problem = (kind: FailureKind, detail: string) => step.problems.push({ kind, detail });
@@ -275,6 +288,9 @@ async function rampArch(
               : '';
           problem('server-closes', `${res.serverCloses} of ${conns} connections closed by the server${hint}`);
         }
+        if (step.accepted !== null && step.accepted < res.connected) {
+          problem('not-accepted', `the server had accepted only ${step.accepted} of ${res.connected} connections by the end of the step`);
+        }
         if (res.idleConns > 0) problem('never-answered', `${res.idleConns} of ${res.activeConns} active connections never got an answer`);
         else if (res.unanswered > 0) problem('unanswered', `${res.unanswered} requests never answered`);
       }
@@ -287,7 +303,7 @@ async function rampArch(
         step.vmSizeKb = rep.peak.vmSizeKb;
         step.threads = rep.peak.threads;
         step.ctxSwitches = rep.ctxSwitches;
-        const n = res?.connected ?? 0;
+        const n = step.accepted !== null && step.accepted > 0 ? Math.min(step.accepted, res?.connected ?? 0) : res?.connected ?? 0;
         const base = out.baseline;
         if (n > 0 && base) {
           step.rssKbPerConn = (rep.peak.rssKb - base.rssKb) / n;
@@ -309,7 +325,7 @@ async function rampArch(
       if (step.failure && !out.firstFailure) out.firstFailure = { conns, ...step.failure };
       if (res && res.connected === conns && !server.exit) out.maxHeld = Math.max(out.maxHeld, conns);
       o.progress.note(
-        `c10k ${v.label} ${conns}: ${num(step.connected, 0)} connected at ${num(step.connectRate, 0)}/s, RSS ${num(step.rssKbPerConn, 2)} KiB/conn, VmSize ${num(step.vmSizeKbPerConn, 0)} KiB/conn, ${num(step.threads, 0)} threads, p99 ${num(step.latencyUs?.p99)} µs` +
+        `c10k ${v.label} ${conns}: ${num(step.connected, 0)} connected, ${num(step.accepted, 0)} accepted at ${num(step.acceptRate, 0)}/s, RSS ${num(step.rssKbPerConn, 2)} KiB/conn, VmSize ${num(step.vmSizeKbPerConn, 0)} KiB/conn, ${num(step.threads, 0)} threads, p99 ${num(step.latencyUs?.p99)} µs` +
           (step.failure ? ` — ${step.status === 'failed' ? 'FAILED' : 'problem'}: ${step.failure.kind}: ${step.failure.detail.slice(0, 200)}` : ''),
       );
       if (hard) break;
@@ -393,12 +409,12 @@ export function c10kMarkdown(r: C10kReport): string {
   const out: string[] = [];
   const pct = Math.round(r.params.activeRatio * 100 * 100) / 100;
   out.push(
-    `Ramp to ${Math.max(...r.params.steps).toLocaleString('en-US')} connections in steps of ${r.params.steps.join(', ')}; at each step every connection is opened and held, ${pct}% of them send 64-byte echo requests for ${r.params.durationS} s (closed loop). Memory per connection is (peak during the step − the idle server before the ramp) / connections. A ramp stops at the first step where the server died, or not every connection could be made or kept.`,
+    `Ramp to ${Math.max(...r.params.steps).toLocaleString('en-US')} connections in steps of ${r.params.steps.join(', ')}; at each step every connection is opened and held, ${pct}% of them send 64-byte echo requests for ${r.params.durationS} s (closed loop). Accept rate is connections / the time until the server held them all (counted from its open fds; a client's connect completes in the kernel's backlog before the server accepts). Memory per connection is (peak during the step − the idle server before the ramp) / connections the server held. A ramp stops at the first step where the server died, or not every connection could be made or kept.`,
   );
   out.push(`Machine: ${machineLine(r.machine)}. Pinning: ${r.pinning.note}.`);
   out.push(`Command: \`${r.command}\``);
   out.push('');
-  const summary = [['arch', 'held', 'connect rate /s', 'RSS KiB/conn', 'PSS KiB/conn', 'VmSize KiB/conn', 'threads', `p99 µs (${pct}% active)`, 'what failed first']];
+  const summary = [['arch', 'held', 'accept rate /s', 'RSS KiB/conn', 'PSS KiB/conn', 'VmSize KiB/conn', 'threads', `p99 µs (${pct}% active)`, 'what failed first']];
   for (const a of r.archs) {
     if (a.status === 'unavailable' || (a.status === 'failed' && a.steps.length === 0)) {
       summary.push([a.arch, '-', '-', '-', '-', '-', '-', '-', a.error ?? '']);
@@ -409,7 +425,7 @@ export function c10kMarkdown(r: C10kReport): string {
     summary.push([
       a.arch,
       a.maxHeld.toLocaleString('en-US'),
-      num(s?.connectRate, 0),
+      num(s?.acceptRate ?? s?.connectRate, 0),
       num(s?.rssKbPerConn, 2),
       num(s?.pssKbPerConn, 2),
       num(s?.vmSizeKbPerConn, 1),
@@ -421,7 +437,7 @@ export function c10kMarkdown(r: C10kReport): string {
   out.push('Summary (at the largest step where every connection was held):');
   out.push('');
   out.push(mdTable(summary));
-  const rows = [['arch', 'conns', 'status', 'connected', 'connect ms', 'connect rate /s', 'RSS MiB', 'RSS KiB/conn', 'PSS KiB/conn', 'VmSize KiB/conn', 'threads', 'p50 µs', 'p99 µs', 'CPU µs/req', 'CPU busy (srv/load)']];
+  const rows = [['arch', 'conns', 'status', 'connected', 'accepted', 'connect ms', 'all accepted ms', 'accept rate /s', 'RSS MiB', 'RSS KiB/conn', 'PSS KiB/conn', 'VmSize KiB/conn', 'threads', 'p50 µs', 'p99 µs', 'CPU µs/req', 'CPU busy (srv/load)']];
   for (const a of r.archs) {
     for (const s of a.steps) {
       rows.push([
@@ -429,8 +445,10 @@ export function c10kMarkdown(r: C10kReport): string {
         s.conns.toLocaleString('en-US'),
         s.status === 'ok' ? 'ok' : `${s.status}: ${s.failure?.kind ?? ''}`,
         num(s.connected, 0),
+        num(s.accepted, 0),
         num(s.connectMs, 0),
-        num(s.connectRate, 0),
+        num(s.acceptMs, 0),
+        num(s.acceptRate, 0),
         s.rssKb === null ? '-' : num(s.rssKb / 1024),
         num(s.rssKbPerConn, 2),
         num(s.pssKbPerConn, 2),

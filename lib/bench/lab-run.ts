@@ -313,32 +313,76 @@ export interface SampledRun {
   /** null when the load generator could not start (error says why). */
   result: LoadResult | null;
   error: string | null;
+  /** The server sampled over the measured run (after the warm-up). */
   report: SamplerReport | null;
-  /** CPU the load generator's process used over the run, in cores. */
+  /** CPU the load generator's process used over the measured run, in cores. */
   loadgenCores: number;
-  /** How busy the two CPUs were over the run (everything on them, other users included). */
+  /** How busy the two CPUs were over the measured run (everything on them, other users included). */
   cpuBusy: { serverCpu: number | null; loadCpu: number | null };
+  /** The server's open fds: before the load, the most seen, and when it first held every connection. */
+  fds: { baseline: number | null; max: number | null; allAcceptedMs: number | null };
   /** The watchdog had to cancel the run. */
   timedOut: boolean;
 }
 
+/** Open fds of a process (null when unreadable). */
+export function countFds(pid: number): number | null {
+  try {
+    return fs.readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Runs the load generator against a server process while sampling it, with a
- * watchdog: a run that outlasts its own connect timeout + duration + drain by
- * more than `slackS` is cancelled (and reported), so nothing hangs.
+ * watchdog: a run that outlasts its own connect timeout + warm-up + duration
+ * + drain by more than `slackS` is cancelled (and reported), so nothing
+ * hangs. With `load.warmup`, the server is sampled from the end of the
+ * warm-up (CPU, context switches, peaks); memory baselines are the caller's.
+ * The server's open fds are counted every 50 ms until it holds every
+ * connection, which is when it has accepted them all (a client's connect
+ * completes in the kernel's backlog before that).
  */
 export async function sampledRun(server: ServerProcess, load: LoadOptions, pinning: Pinning, slackS = 20): Promise<SampledRun> {
-  let sampler: ProcessSampler | null = new ProcessSampler(server.pid);
-  try {
-    sampler.start();
-  } catch {
-    sampler = null;
-  }
-  const cpu0 = cpuTimes();
-  const u0 = process.cpuUsage();
-  const t0 = performance.now();
+  const conns = load.conns ?? 10;
+  const fdBase = countFds(server.pid);
+  const fds = { baseline: fdBase, max: fdBase, allAcceptedMs: null as number | null };
+  const tLoad = performance.now();
+  let fdTimer: NodeJS.Timeout | null = null;
+  const pollFds = () => {
+    const n = countFds(server.pid);
+    if (n !== null) fds.max = Math.max(fds.max ?? 0, n);
+    if (n === null || fdBase === null || n >= fdBase + conns) {
+      if (n !== null && fdBase !== null) fds.allAcceptedMs = performance.now() - tLoad;
+      fdTimer = null;
+      return;
+    }
+    fdTimer = setTimeout(pollFds, 50);
+  };
+  fdTimer = setTimeout(pollFds, 50);
+
+  let sampler: ProcessSampler | null = null;
+  let cpu0 = cpuTimes();
+  let u0 = process.cpuUsage();
+  let t0 = performance.now();
+  const startSampling = () => {
+    sampler = new ProcessSampler(server.pid);
+    try {
+      sampler.start();
+    } catch {
+      sampler = null;
+    }
+    cpu0 = cpuTimes();
+    u0 = process.cpuUsage();
+    t0 = performance.now();
+  };
+  const warmup = load.warmup ?? 0;
+  if (warmup <= 0) startSampling();
+  let measuring = warmup <= 0;
+
   const ac = new AbortController();
-  const budgetS = (load.connectTimeout ?? 10) + (load.duration ?? 5) + (load.drain ?? 2) + slackS;
+  const budgetS = (load.connectTimeout ?? 10) + warmup + (load.duration ?? 5) + (load.drain ?? 2) + slackS;
   let timedOut = false;
   const watchdog = setTimeout(() => {
     timedOut = true;
@@ -351,11 +395,18 @@ export async function sampledRun(server: ServerProcess, load: LoadOptions, pinni
     const run = runLoad({
       ...load,
       signal: ac.signal,
+      progressInterval: load.progressInterval ?? 500,
       onProgress: (p) => {
+        if (!measuring && p.phase === 'run') {
+          measuring = true;
+          startSampling();
+        }
         // The run is over, every connection still open: the server's peak.
         if (p.phase === 'drain' && !sampledAtEnd) {
           sampledAtEnd = true;
-          sampler?.sampleNow();
+          (sampler as ProcessSampler | null)?.sampleNow();
+          const n = countFds(server.pid);
+          if (n !== null) fds.max = Math.max(fds.max ?? 0, n);
         }
         load.onProgress?.(p);
       },
@@ -371,17 +422,20 @@ export async function sampledRun(server: ServerProcess, load: LoadOptions, pinni
     error = (err as Error).message;
   } finally {
     clearTimeout(watchdog);
+    if (fdTimer) clearTimeout(fdTimer);
   }
   const wallS = (performance.now() - t0) / 1000;
   const u = process.cpuUsage(u0);
   const cpu1 = cpuTimes();
-  const report = sampler ? sampler.stop() : null;
+  const s = sampler as ProcessSampler | null;
+  const report = s && measuring ? s.stop() : null;
   return {
     result,
     error: timedOut && !error ? `the run outlasted its ${budgetS} s budget and was cancelled` : error,
     report,
     loadgenCores: wallS > 0 ? (u.user + u.system) / 1e6 / wallS : 0,
     cpuBusy: { serverCpu: busyFraction(cpu0, cpu1, pinning.serverCpu), loadCpu: busyFraction(cpu0, cpu1, pinning.loadCpu) },
+    fds,
     timedOut,
   };
 }
