@@ -13,6 +13,7 @@ import { readProcess } from '../lab/metrics';
 import { native } from '../native';
 import { barChart, lineChart, type Point } from './charts';
 import {
+  countFds,
   describeExit,
   effectiveBackend,
   machineInfo,
@@ -24,6 +25,7 @@ import {
   sampledRun,
   startServer,
   variantAvailability,
+  waitForFds,
   type MachineInfo,
   type Pinning,
   type Variant,
@@ -124,7 +126,7 @@ export interface C10kArch {
   /** The idle server before the first step. */
   baseline: { rssKb: number; pssKb: number | null; vmSizeKb: number; threads: number } | null;
   steps: C10kStep[];
-  /** The most connections held at once with every one connected. */
+  /** The most connections the server held open at once (connected, not cut, accepted). */
   maxHeld: number;
   /** The first step where anything went wrong, and what. */
   firstFailure: (Failure & { conns: number }) | null;
@@ -232,6 +234,7 @@ async function rampArch(
   out.serverPid = server.pid;
   o.onServer?.({ label: v.label, pid: server.pid });
   try {
+    const idleFds = countFds(server.pid);
     try {
       const b = readProcess(server.pid, { threads: false });
       out.baseline = { rssKb: b.rssKb, pssKb: b.pssKb, vmSizeKb: b.vmSizeKb, threads: b.threads };
@@ -242,6 +245,8 @@ async function rampArch(
       o.progress.step(`c10k ${v.label}: ${conns} connections, ${Math.round(o.activeRatio * 100 * 100) / 100}% active, ${o.duration} s`);
       const step = emptyStep(conns);
       out.steps.push(step);
+      // The previous step's connections must be gone, or they would count as this step's.
+      if (idleFds !== null) await waitForFds(server.pid, idleFds);
       const r = await sampledRun(
         server,
         {
@@ -323,7 +328,10 @@ async function rampArch(
       step.failure = step.problems[0] ?? null;
       step.status = hard ? 'failed' : step.problems.length ? 'problem' : 'ok';
       if (step.failure && !out.firstFailure) out.firstFailure = { conns, ...step.failure };
-      if (res && res.connected === conns && !server.exit) out.maxHeld = Math.max(out.maxHeld, conns);
+      if (res && !server.exit) {
+        const held = res.connected - res.serverCloses - res.resets;
+        out.maxHeld = Math.max(out.maxHeld, step.accepted !== null ? Math.min(held, step.accepted) : held);
+      }
       o.progress.note(
         `c10k ${v.label} ${conns}: ${num(step.connected, 0)} connected, ${num(step.accepted, 0)} accepted at ${num(step.acceptRate, 0)}/s, RSS ${num(step.rssKbPerConn, 2)} KiB/conn, VmSize ${num(step.vmSizeKbPerConn, 0)} KiB/conn, ${num(step.threads, 0)} threads, p99 ${num(step.latencyUs?.p99)} µs` +
           (step.failure ? ` — ${step.status === 'failed' ? 'FAILED' : 'problem'}: ${step.failure.kind}: ${step.failure.detail.slice(0, 200)}` : ''),

@@ -206,7 +206,8 @@ async function runCell(v: Variant, conns: number, size: number, o: { duration: n
     } catch {
       idle = null;
     }
-    o.progress.step(`echo ${v.label} ${conns} conns: ${o.warmup > 0 ? `${o.warmup} s warm-up + ` : ''}${o.duration} s`);
+    o.progress.step(`echo ${v.label} ${conns} conns: connecting, ${o.warmup > 0 ? `${o.warmup} s warm-up + ` : ''}${o.duration} s`);
+    let measuring = false;
     const r = await sampledRun(
       server,
       {
@@ -217,7 +218,12 @@ async function runCell(v: Variant, conns: number, size: number, o: { duration: n
         duration: o.duration,
         connectTimeout,
         drain: 2,
-        onProgress: (p) => p.phase === 'run' && o.progress.step(`echo ${v.label} ${conns} conns: ${o.duration} s measured`),
+        onProgress: (p) => {
+          if (p.phase === 'run' && !measuring) {
+            measuring = true;
+            o.progress.step(`echo ${v.label} ${conns} conns: ${o.duration} s measured`);
+          }
+        },
       },
       o.pinning,
     );

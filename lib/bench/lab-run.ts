@@ -335,6 +335,20 @@ export function countFds(pid: number): number | null {
 }
 
 /**
+ * Waits (bounded) until a server's open fds are back to `target` or fewer,
+ * i.e. it has closed the connections of a previous run. Resolves with the
+ * count seen last (null when unreadable).
+ */
+export async function waitForFds(pid: number, target: number, timeoutMs = 10_000): Promise<number | null> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const n = countFds(pid);
+    if (n === null || n <= target || performance.now() >= deadline) return n;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
  * Runs the load generator against a server process while sampling it, with a
  * watchdog: a run that outlasts its own connect timeout + warm-up + duration
  * + drain by more than `slackS` is cancelled (and reported), so nothing
