@@ -120,6 +120,7 @@ struct Shared {
   // t_start: the run begins (warm-up first); t_measure: the measured window begins.
   std::atomic<int64_t> t_start{0}, t_measure{0}, t_end{0}, t_drain_end{0};
   std::atomic<bool> cancelled{false};
+  std::atomic<bool> end_warmup{false};  // JS asked to end the warm-up now
 };
 
 // ---- the echo pattern ---------------------------------------------------------
@@ -716,10 +717,16 @@ struct Run {
     std::lock_guard<std::mutex> lk(mu);
     cv.notify_all();
   }
-  // Sleeps until `until` (monotonic ns) or cancellation.
-  void SleepUntil(int64_t until) {
+  void EndWarmup() {
+    shared.end_warmup.store(true);
+    std::lock_guard<std::mutex> lk(mu);
+    cv.notify_all();
+  }
+  // Sleeps until `until` (monotonic ns) or cancellation (or, with
+  // `warmup_end`, until JS ends the warm-up).
+  void SleepUntil(int64_t until, bool warmup_end = false) {
     std::unique_lock<std::mutex> lk(mu);
-    while (!shared.cancelled.load() && NowNs() < until)
+    while (!shared.cancelled.load() && !(warmup_end && shared.end_warmup.load()) && NowNs() < until)
       cv.wait_for(lk, std::chrono::nanoseconds(std::max<int64_t>(until - NowNs(), 0)));
   }
 };
@@ -842,20 +849,29 @@ void Coordinate(std::shared_ptr<Run> run) {
     last_t = t0;
     next_progress = t0 + step;
     bool measuring = t_measure <= t0;
-    while (!sh.cancelled && NowNs() < t_end) {
-      run->SleepUntil(std::min(measuring ? next_progress : std::min(next_progress, t_measure), t_end));
-      if (!measuring && NowNs() >= t_measure) {
+    while (!sh.cancelled && NowNs() < sh.t_end.load()) {
+      const int64_t te = sh.t_end.load();
+      run->SleepUntil(std::min(measuring ? next_progress : std::min(next_progress, t_measure), te), !measuring);
+      if (!measuring && (NowNs() >= t_measure || sh.end_warmup.load())) {
+        if (NowNs() < t_measure) {
+          // Ended early from JS: the measured window starts now.
+          const int64_t now = NowNs();
+          sh.t_measure.store(now);
+          sh.t_end.store(now + static_cast<int64_t>(cfg.duration_s * 1e9));
+          sh.t_drain_end.store(sh.t_end.load() + static_cast<int64_t>(cfg.drain_s * 1e9));
+          for (auto& w : workers) w->Wake();
+        }
         measuring = true;
         progress(t0, &last_done, &last_t);  // the warm-up is over: a phase change
         continue;
       }
-      if (NowNs() >= next_progress && NowNs() < t_end) {
+      if (NowNs() >= next_progress && NowNs() < sh.t_end.load()) {
         progress(t0, &last_done, &last_t);
         next_progress += step;
       }
     }
-    int64_t stopped = std::min(NowNs(), t_end);
-    result->duration_s = static_cast<double>(std::max<int64_t>(stopped - t_measure, 0)) / 1e9;
+    int64_t stopped = std::min(NowNs(), sh.t_end.load());
+    result->duration_s = static_cast<double>(std::max<int64_t>(stopped - sh.t_measure.load(), 0)) / 1e9;
     result->cancelled = sh.cancelled.load();
     // Drain: wait for the answers still in flight (bounded).
     sh.phase.store(kDrain, std::memory_order_release);
@@ -896,7 +912,7 @@ double NumOf(Napi::Object o, const char* key, double dflt) {
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
 }
 
-// loadRun(config, onProgress) -> {done: Promise<result | {rc, syscall}>, cancel()}
+// loadRun(config, onProgress) -> {done: Promise<result | {rc, syscall}>, cancel(), endWarmup()}
 // config: {host, port, conns, size, depth, durationS, rate, workUs, workRatio,
 // protocol: 0 echo | 1 http, threads, sources, connectTimeoutS, drainS, progressMs,
 // activeRatio, warmupS}
@@ -944,6 +960,12 @@ Napi::Value LoadRun(const Napi::CallbackInfo& info) {
       keep);
   cancel.AddFinalizer([](Napi::Env, std::shared_ptr<Run>* p) { delete p; }, keep);
   handle.Set("cancel", cancel);
+  auto* keep2 = new std::shared_ptr<Run>(run);
+  Napi::Function end_warmup = Napi::Function::New(
+      env, [](const Napi::CallbackInfo& ci) { (*static_cast<std::shared_ptr<Run>*>(ci.Data()))->EndWarmup(); },
+      "endWarmup", keep2);
+  end_warmup.AddFinalizer([](Napi::Env, std::shared_ptr<Run>* p) { delete p; }, keep2);
+  handle.Set("endWarmup", end_warmup);
   return handle;
 }
 

@@ -216,6 +216,28 @@ describe('load generator: warmup', () => {
     expect(r.verifyErrors).toBe(0);
   });
 
+  it('ends the warm-up early when endWarmup is aborted', async () => {
+    const end = new AbortController();
+    const t0 = performance.now();
+    const r = await runLoad({
+      port: server.port,
+      conns: 2,
+      warmup: 60,
+      duration: 0.3,
+      endWarmup: end.signal,
+      progressInterval: 50,
+      onProgress: (p) => {
+        if (p.phase === 'warmup' && p.requests > 0) end.abort();
+      },
+    });
+    expect(performance.now() - t0).toBeLessThan(30_000);
+    expect(r.warmupRequests).toBeGreaterThan(0);
+    expect(r.requests).toBeGreaterThan(0);
+    expect(r.durationS).toBeLessThanOrEqual(0.3 + 1e-6);
+    expect(r.latencyUs.count).toBe(r.requests);
+    await expect(runLoad({ port: server.port, endWarmup: 'now' as unknown as AbortSignal })).rejects.toThrow(TypeError);
+  });
+
   it('defaults to none and rejects a negative warm-up', async () => {
     const r = await runLoad({ port: server.port, conns: 2, duration: 0.2 });
     expect(r.warmupS).toBe(0);

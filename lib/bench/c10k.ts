@@ -260,6 +260,7 @@ async function rampArch(
           progressInterval: 500,
         },
         o.pinning,
+        { waitAccepted: true },
       );
       step.loadgenCores = r.loadgenCores;
       step.accepted = r.fds.baseline !== null && r.fds.max !== null ? Math.max(0, r.fds.max - r.fds.baseline) : null;
@@ -417,7 +418,7 @@ export function c10kMarkdown(r: C10kReport): string {
   const out: string[] = [];
   const pct = Math.round(r.params.activeRatio * 100 * 100) / 100;
   out.push(
-    `Ramp to ${Math.max(...r.params.steps).toLocaleString('en-US')} connections in steps of ${r.params.steps.join(', ')}; at each step every connection is opened and held, ${pct}% of them send 64-byte echo requests for ${r.params.durationS} s (closed loop). Accept rate is connections / the time until the server held them all (counted from its open fds; a client's connect completes in the kernel's backlog before the server accepts). Memory per connection is (peak during the step − the idle server before the ramp) / connections the server held. A ramp stops at the first step where the server died, or not every connection could be made or kept.`,
+    `Ramp to ${Math.max(...r.params.steps).toLocaleString('en-US')} connections in steps of ${r.params.steps.join(', ')}; at each step every connection is opened and, once the server has accepted them all (or the connect timeout of ${r.params.connectTimeoutS} s has passed), held while ${pct}% of them send 64-byte echo requests for ${r.params.durationS} s (closed loop). Accept rate is connections / the time until the server held them all (counted from its open fds; a client's connect completes in the kernel's backlog before the server accepts). Memory per connection is (peak during the step − the idle server before the ramp) / connections the server held. A ramp stops at the first step where the server died, or not every connection could be made or kept.`,
   );
   out.push(`Machine: ${machineLine(r.machine)}. Pinning: ${r.pinning.note}.`);
   out.push(`Command: \`${r.command}\``);

@@ -226,6 +226,7 @@ async function runCell(v: Variant, conns: number, size: number, o: { duration: n
         },
       },
       o.pinning,
+      { waitAccepted: true },
     );
     cell.loadgenCores = r.loadgenCores;
     cell.cpuBusy = r.cpuBusy;
@@ -408,7 +409,7 @@ function ratioOf(r: EchoReport, c: EchoCell, vs: (typeof BASELINES)[number], key
 /** The tables (Markdown; also what the CLI prints). */
 export function echoMarkdown(r: EchoReport): string {
   const out: string[] = [];
-  out.push(`Echo, ${r.params.size} B messages, closed loop, depth 1; each cell a fresh server, its connections opened, ${r.params.warmupS} s of warm-up on them, then ${r.params.durationS} s measured.`);
+  out.push(`Echo, ${r.params.size} B messages, closed loop, depth 1; each cell a fresh server, its connections opened, a warm-up on them of ${r.params.warmupS} s or until the server has accepted every one (whichever is longer), then ${r.params.durationS} s measured.`);
   out.push(`Machine: ${machineLine(r.machine)}. Pinning: ${r.pinning.note}.`);
   out.push(`Command: \`${r.command}\``);
   out.push('');

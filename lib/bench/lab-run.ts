@@ -354,25 +354,44 @@ export async function waitForFds(pid: number, target: number, timeoutMs = 10_000
  * + drain by more than `slackS` is cancelled (and reported), so nothing
  * hangs. With `load.warmup`, the server is sampled from the end of the
  * warm-up (CPU, context switches, peaks); memory baselines are the caller's.
+ * With `waitAccepted`, the warm-up also lasts until the server holds every
+ * connection (bounded by the connect timeout), so a slow acceptor is measured
+ * holding them all rather than while still accepting.
  * The server's open fds are counted every 50 ms until it holds every
  * connection, which is when it has accepted them all (a client's connect
  * completes in the kernel's backlog before that).
  */
-export async function sampledRun(server: ServerProcess, load: LoadOptions, pinning: Pinning, slackS = 20): Promise<SampledRun> {
+export async function sampledRun(
+  server: ServerProcess,
+  load: LoadOptions,
+  pinning: Pinning,
+  options: { waitAccepted?: boolean; slackS?: number } = {},
+): Promise<SampledRun> {
   const conns = load.conns ?? 10;
+  const slackS = options.slackS ?? 20;
   const fdBase = countFds(server.pid);
   const fds = { baseline: fdBase, max: fdBase, allAcceptedMs: null as number | null };
   const tLoad = performance.now();
+  // With waitAccepted the warm-up lasts at least load.warmup and until the
+  // server holds every connection (at most the connect timeout more).
+  const warmupMin = load.warmup ?? 0;
+  const warmupMax = options.waitAccepted ? warmupMin + (load.connectTimeout ?? 10) : warmupMin;
+  const warmupEnd = new AbortController();
+  let warmupDone = !options.waitAccepted;
+  let runStartedAt: number | null = null;
   let fdTimer: NodeJS.Timeout | null = null;
   const pollFds = () => {
+    fdTimer = null;
+    const now = performance.now();
     const n = countFds(server.pid);
     if (n !== null) fds.max = Math.max(fds.max ?? 0, n);
-    if (n === null || fdBase === null || n >= fdBase + conns) {
-      if (n !== null && fdBase !== null) fds.allAcceptedMs = performance.now() - tLoad;
-      fdTimer = null;
-      return;
+    const all = n === null || fdBase === null || n >= fdBase + conns;
+    if (all && n !== null && fdBase !== null && fds.allAcceptedMs === null) fds.allAcceptedMs = now - tLoad;
+    if (!warmupDone && (all || server.exit) && runStartedAt !== null && now - runStartedAt >= warmupMin * 1000) {
+      warmupDone = true;
+      warmupEnd.abort();
     }
-    fdTimer = setTimeout(pollFds, 50);
+    if (!all || !warmupDone) fdTimer = setTimeout(pollFds, 50);
   };
   fdTimer = setTimeout(pollFds, 50);
 
@@ -391,12 +410,11 @@ export async function sampledRun(server: ServerProcess, load: LoadOptions, pinni
     u0 = process.cpuUsage();
     t0 = performance.now();
   };
-  const warmup = load.warmup ?? 0;
-  if (warmup <= 0) startSampling();
-  let measuring = warmup <= 0;
+  if (warmupMax <= 0) startSampling();
+  let measuring = warmupMax <= 0;
 
   const ac = new AbortController();
-  const budgetS = (load.connectTimeout ?? 10) + warmup + (load.duration ?? 5) + (load.drain ?? 2) + slackS;
+  const budgetS = (load.connectTimeout ?? 10) + warmupMax + (load.duration ?? 5) + (load.drain ?? 2) + slackS;
   let timedOut = false;
   const watchdog = setTimeout(() => {
     timedOut = true;
@@ -408,11 +426,15 @@ export async function sampledRun(server: ServerProcess, load: LoadOptions, pinni
   try {
     const run = runLoad({
       ...load,
+      warmup: warmupMax,
+      endWarmup: warmupEnd.signal,
       signal: ac.signal,
       progressInterval: load.progressInterval ?? 500,
       onProgress: (p) => {
+        if (runStartedAt === null && (p.phase === 'warmup' || p.phase === 'run')) runStartedAt = performance.now();
         if (!measuring && p.phase === 'run') {
           measuring = true;
+          warmupDone = true;
           startSampling();
         }
         // The run is over, every connection still open: the server's peak.

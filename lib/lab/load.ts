@@ -24,6 +24,9 @@ export interface LoadOptions {
   /** Seconds of traffic on the same connections before the measured run
    * (answers verified, not measured: not in requests, rps or latency). Default 0. */
   warmup?: number;
+  /** Ends the warm-up early when aborted (e.g. once the server has accepted
+   * every connection); `warmup` is then the longest it may last. */
+  endWarmup?: AbortSignal;
   /** Open loop: total requests per second on a fixed schedule; latency is
    * measured from each request's intended send time. 0 (default) = closed loop. */
   rate?: number;
@@ -211,6 +214,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   }
   const signal = options.signal;
   if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+  const endWarmup = options.endWarmup;
+  if (endWarmup !== undefined && !(endWarmup instanceof AbortSignal)) throw new TypeError(`endWarmup must be an AbortSignal, got ${typeOf(endWarmup)}`);
   const onProgress = options.onProgress;
   const handle = native.loadRun(
     { ...v, protocol: v.protocol === 'http' ? 1 : 0 },
@@ -218,6 +223,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   );
   const abort = () => handle.cancel();
   signal?.addEventListener('abort', abort, { once: true });
+  const warmedUp = () => handle.endWarmup();
+  if (endWarmup?.aborted) warmedUp();
+  else endWarmup?.addEventListener('abort', warmedUp, { once: true });
   try {
     const r = await handle.done;
     if (typeof r.rc === 'number') throw new ErrnoError(-r.rc, r.syscall);
@@ -239,5 +247,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     } as LoadResult;
   } finally {
     signal?.removeEventListener('abort', abort);
+    endWarmup?.removeEventListener('abort', warmedUp);
   }
 }
