@@ -66,6 +66,7 @@ export type FailureKind =
   | 'resets'
   | 'server-closes'
   | 'never-answered'
+  | 'fd-setsize'
   | 'not-accepted'
   | 'unanswered';
 
@@ -287,18 +288,22 @@ async function rampArch(
         if (res.connectErrors > 0) problem(classifyConnectError(res.firstConnectError), `${res.connectErrors} of ${conns} connections failed: ${res.firstConnectError ?? ''}`);
         if (res.verifyErrors > 0) problem('verify-errors', `${res.verifyErrors} verification errors: ${res.firstError ?? ''}`);
         if (res.resets > 0) problem('resets', `${res.resets} connections reset: ${res.firstError ?? ''}`);
-        if (res.serverCloses > 0) {
-          const hint =
-            out.backend === 'select'
-              ? ` (select cannot watch an fd >= FD_SETSIZE = ${native.FD_SETSIZE}: connections past it are closed)`
-              : '';
-          problem('server-closes', `${res.serverCloses} of ${conns} connections closed by the server${hint}`);
-        }
+        if (res.serverCloses > 0) problem('server-closes', `${res.serverCloses} of ${conns} connections closed by the server`);
         if (step.accepted !== null && step.accepted < res.connected) {
           problem('not-accepted', `the server had accepted only ${step.accepted} of ${res.connected} connections by the end of the step`);
         }
         if (res.idleConns > 0) problem('never-answered', `${res.idleConns} of ${res.activeConns} active connections never got an answer`);
         else if (res.unanswered > 0) problem('unanswered', `${res.unanswered} requests never answered`);
+      }
+      // select's limit, named where it is the cause: connections past FD_SETSIZE were cut or never held.
+      const fdSetSize = native.FD_SETSIZE as number;
+      if (res && out.backend === 'select' && conns >= fdSetSize - 16 && (res.serverCloses > 0 || res.resets > 0 || (step.accepted ?? conns) < conns)) {
+        step.problems.unshift({
+          kind: 'fd-setsize',
+          detail:
+            `select cannot watch an fd >= FD_SETSIZE (${fdSetSize}): the server held ${step.accepted ?? '?'} of ${conns} connections; ` +
+            `${res.serverCloses} were closed by it and ${res.resets} reset`,
+        });
       }
       if (r.timedOut) problem('step-timeout', r.error ?? 'the step outlasted its budget');
       else if (r.error) problem('load-error', r.error);
@@ -418,7 +423,7 @@ export function c10kMarkdown(r: C10kReport): string {
   const out: string[] = [];
   const pct = Math.round(r.params.activeRatio * 100 * 100) / 100;
   out.push(
-    `Ramp to ${Math.max(...r.params.steps).toLocaleString('en-US')} connections in steps of ${r.params.steps.join(', ')}; at each step every connection is opened and, once the server has accepted them all (or the connect timeout of ${r.params.connectTimeoutS} s has passed), held while ${pct}% of them send 64-byte echo requests for ${r.params.durationS} s (closed loop). Accept rate is connections / the time until the server held them all (counted from its open fds; a client's connect completes in the kernel's backlog before the server accepts). Memory per connection is (peak during the step − the idle server before the ramp) / connections the server held. A ramp stops at the first step where the server died, or not every connection could be made or kept.`,
+    `Ramp to ${Math.max(...r.params.steps).toLocaleString('en-US')} connections in steps of ${r.params.steps.join(', ')}; at each step every connection is opened and, once the server has accepted them all (or the connect timeout of ${r.params.connectTimeoutS} s has passed), held while ${pct}% of them send 64-byte echo requests for ${r.params.durationS} s (closed loop). Accept rate is connections / the time until the server held them all (counted from its open fds; a client's connect completes in the kernel's backlog before the server accepts). Memory per connection is (peak during the step − the idle server before the ramp) / connections the server held. A negative figure means RSS shrank over the run (the heap and freed pages of a Node process move its RSS by about a MiB either way): the cost per connection is then below what this resolves. A ramp stops at the first step where the server died, or not every connection could be made or kept.`,
   );
   out.push(`Machine: ${machineLine(r.machine)}. Pinning: ${r.pinning.note}.`);
   out.push(`Command: \`${r.command}\``);

@@ -450,7 +450,7 @@ export function echoMarkdown(r: EchoReport): string {
   out.push('Throughput and cost (CPU µs/req is the server\'s user + system CPU over the run divided by the requests answered; "÷" columns are ratios to the baseline\'s cell at the same connection count, taken in this run):');
   out.push('');
   out.push(mdTable(perf));
-  out.push('Memory per connection ((peak during the run − the idle server before the first connection) / connections the server held; for the JS archs this includes what the first requests cost once, JIT and heap growth, which only the larger counts amortise):');
+  out.push('Memory per connection ((peak during the run − the idle server before the first connection) / connections the server held; for the JS archs this includes what the first requests cost once, JIT and heap growth, which only the larger counts amortise; at 1 connection these figures are noise. A negative figure means RSS shrank over the run (the heap and freed pages of a Node process move its RSS by about a MiB either way): the cost per connection is then below what this resolves.):');
   out.push('');
   out.push(mdTable(mem));
   if (r.targets.length) {
