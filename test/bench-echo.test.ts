@@ -147,7 +147,7 @@ describe('bench echo: memory chart and arch specs', () => {
       ctxSwitches: { voluntary: 1, involuntary: 1 }, ctxSwitchesPerRequest: 1, connected: 1000, connectMs: 1, connectErrors: 0, resets: 0,
       serverCloses: 0, verifyErrors: 0, unanswered: 0, idleConns: 0, serverExit: 'exit code 0',
     };
-    const charts = await echoCharts({ params: { size: 64 }, cells: [base, { ...base, arch: 'c-epoll', rssKbPerConn: 0.1, vmSizeKbPerConn: 0 }] } as EchoReport);
+    const charts = await echoCharts({ params: { size: 64, conns: [1000, 10000] }, cells: [base, { ...base, arch: 'c-epoll', rssKbPerConn: 0.1, vmSizeKbPerConn: 0 }] } as EchoReport);
     const mem = charts.find((c) => c.file === 'echo-memory-per-connection.svg')!;
     expect(mem.svg).toContain('memory per connection');
     expect(mem.svg).toContain('VmSize');

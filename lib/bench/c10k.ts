@@ -11,7 +11,7 @@ import { findArch } from '../arch';
 import { raiseFileLimit } from '../lab/load';
 import { readProcess } from '../lab/metrics';
 import { native } from '../native';
-import { barChart, lineChart, type Point } from './charts';
+import { barChart, type Point } from './charts';
 import {
   countFds,
   describeExit,
@@ -413,9 +413,9 @@ export async function benchC10k(options: C10kOptions = {}): Promise<C10kReport> 
 
 // ---- presentation -------------------------------------------------------------
 
-/** The step with the most connections held, every one connected. */
+/** The largest step the server came through holding every connection. */
 function topStep(a: C10kArch): C10kStep | undefined {
-  const held = a.steps.filter((s) => s.connected === s.conns && s.rssKbPerConn !== null);
+  const held = a.steps.filter((s) => s.status !== 'failed' && s.connected === s.conns && s.rssKbPerConn !== null);
   return held[held.length - 1];
 }
 
@@ -498,17 +498,8 @@ export async function c10kCharts(r: C10kReport): Promise<Chart[]> {
   if (mem.length) {
     charts.push({
       file: 'c10k-memory-per-connection.svg',
-      caption: `Memory per connection at ${top.toLocaleString('en-US')} connections (or the largest step an arch held, in parentheses): resident (RSS, PSS) vs virtual (VmSize), log scale; a bar is missing where that growth was zero`,
+      caption: `Memory per connection at ${top.toLocaleString('en-US')} connections (or the largest step an arch held, in parentheses): resident (RSS, PSS) vs virtual (VmSize), log scale; a bar is missing where that growth was zero or negative`,
       svg: await barChart(mem, { title: `memory per connection at ${top >= 1000 ? `${top / 1000}k` : top}`, xTitle: 'architecture', yTitle: 'KiB per connection', logY: true }),
-    });
-  }
-  const rss: Point[] = [];
-  for (const a of r.archs) for (const s of a.steps) if (s.rssKb !== null && s.connected) rss.push({ series: a.arch, x: s.conns, y: s.rssKb / 1024 });
-  if (rss.length) {
-    charts.push({
-      file: 'c10k-rss.svg',
-      caption: 'Server RSS while holding N connections (1% active)',
-      svg: await lineChart(rss, { title: 'server RSS vs connections held', xTitle: 'connections', yTitle: 'RSS MiB', logX: true }),
     });
   }
   return charts;

@@ -479,15 +479,16 @@ export async function echoCharts(r: EchoReport): Promise<Chart[]> {
   const largest = new Map<string, (typeof ok)[number]>();
   for (const c of ok) if (c.conns >= 100 && (!largest.has(c.arch) || largest.get(c.arch)!.conns < c.conns)) largest.set(c.arch, c);
   const mem: Point[] = [];
+  const top = Math.max(...r.params.conns);
   for (const c of largest.values()) {
-    const x = `${c.arch} (${c.conns})`;
+    const x = c.conns === top ? c.arch : `${c.arch} (${c.conns})`;
     if (c.rssKbPerConn !== null && c.rssKbPerConn > 0) mem.push({ series: 'RSS', x, y: c.rssKbPerConn });
     if (c.vmSizeKbPerConn !== null && c.vmSizeKbPerConn > 0) mem.push({ series: 'VmSize', x, y: c.vmSizeKbPerConn });
   }
   if (mem.length) {
     charts.push({
       file: 'echo-memory-per-connection.svg',
-      caption: 'Memory per connection, resident (RSS) vs virtual (VmSize), at the largest connection count of each arch (log scale; a bar is missing where that growth was zero)',
+      caption: `Memory per connection, resident (RSS) vs virtual (VmSize), at ${top.toLocaleString('en-US')} connections (or the largest count an arch ran, in parentheses); log scale, a bar is missing where that growth was zero or negative`,
       svg: await barChart(mem, { title: 'memory per connection', xTitle: 'architecture (connections)', yTitle: 'KiB per connection', logY: true }),
     });
   }
