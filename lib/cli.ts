@@ -5,6 +5,7 @@ import { serveCommand } from './commands/serve';
 import { loadCommand } from './commands/load';
 import { benchCommand } from './commands/bench';
 import { UsageError, type Command } from './commands/types';
+import { benchLabCommand } from './commands/bench-lab';
 
 const commands: Command[] = [
   backendsCommand,
@@ -12,6 +13,7 @@ const commands: Command[] = [
   loadCommand,
   benchCommand,
   probeCommand,
+  benchLabCommand,
 ];
 
 function usage(): string {

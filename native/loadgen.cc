@@ -65,6 +65,7 @@ struct LoadConfig {
   double rate = 0;  // total requests/s; 0 = closed loop
   int work_us = 0;
   double work_ratio = 0;
+  double active_ratio = 1;  // the fraction of connections that send; the others stay open, idle
   bool http = false;
   int threads = 1;
   int sources = 1;
@@ -84,7 +85,7 @@ struct Live {
 struct Totals {
   uint64_t completed = 0, in_window = 0, connected = 0, connect_errors = 0, resets = 0, server_closes = 0,
            verify_errors = 0, bytes_sent = 0, bytes_received = 0, bytes_verified = 0, unanswered = 0,
-           idle_conns = 0, work_requests = 0;
+           idle_conns = 0, work_requests = 0, active_conns = 0;
   std::string first_error, first_connect_error;
   void Add(const Totals& o) {
     completed += o.completed;
@@ -100,6 +101,7 @@ struct Totals {
     unanswered += o.unanswered;
     idle_conns += o.idle_conns;
     work_requests += o.work_requests;
+    active_conns += o.active_conns;
     if (first_error.empty()) first_error = o.first_error;
     if (first_connect_error.empty()) first_connect_error = o.first_connect_error;
   }
@@ -255,6 +257,7 @@ struct Conn {
   int id = 0;
   ConnState state = kConnecting;
   bool writable = false;
+  bool active = true;           // sends requests (see LoadConfig::active_ratio)
   uint32_t inflight = 0;        // requests written into the send stream, unanswered
   std::deque<int64_t> stamps;   // start times of issued, unanswered requests (oldest first)
   uint64_t issued = 0;          // requests issued so far (chooses /work requests)
@@ -290,9 +293,15 @@ class Worker {
     e.events = EPOLLIN | EPOLLET;
     e.data.ptr = nullptr;
     if (epoll_ctl(ep_, EPOLL_CTL_ADD, wake_, &e) < 0) return -errno;
+    // With an active ratio r, ceil(r * conns) connections (at least one),
+    // spread evenly over the ids, send; the others only hold their socket.
+    const int64_t n = cfg_.conns;
+    const int64_t active = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(cfg_.active_ratio * static_cast<double>(n) - 1e-9)));
     for (int i = index_; i < cfg_.conns; i += nthreads_) {
       Conn c;
       c.id = i;
+      c.active = (static_cast<int64_t>(i) + 1) * active / n != static_cast<int64_t>(i) * active / n;
+      if (c.active) totals.active_conns++;
       c.base = (static_cast<uint64_t>(i) * 2654435761ull) % kPeriod;
       c.work_phase = std::fmod(i * 0.6180339887, 1.0);
       conns_.push_back(std::move(c));
@@ -340,7 +349,7 @@ class Worker {
         issued_initial = true;
         if (cfg_.rate <= 0)
           for (Conn& c : conns_)
-            if (c.state == kOpen) Fill(c, now);
+            if (c.state == kOpen && c.active) Fill(c, now);
       }
       int64_t wait_ns = -1;
       if (phase == kRun && cfg_.rate > 0) {
@@ -355,7 +364,7 @@ class Worker {
           Conn* target = nullptr;
           for (size_t k = 0; k < conns_.size() && !target; k++) {
             Conn& c = conns_[(rr + k) % conns_.size()];
-            if (c.state != kDead) target = &c;
+            if (c.state != kDead && c.active) target = &c;
           }
           if (!target) break;
           rr = (static_cast<size_t>(target - conns_.data()) + 1) % conns_.size();
@@ -485,7 +494,7 @@ class Worker {
       live.connected.fetch_add(1, std::memory_order_relaxed);
       live.resolved.fetch_add(1, std::memory_order_relaxed);
       int phase = sh_->phase.load(std::memory_order_acquire);
-      if (phase == kRun && cfg_.rate <= 0) Fill(c, NowNs());
+      if (phase == kRun && cfg_.rate <= 0 && c.active) Fill(c, NowNs());
     }
     if (ev & EPOLLOUT) c.writable = true;
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) Receive(c, ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
@@ -723,6 +732,7 @@ Napi::Object ResultObject(Napi::Env env, const Result& r) {
   n("unanswered", static_cast<double>(t.unanswered));
   n("idleConns", static_cast<double>(t.idle_conns));
   n("workRequests", static_cast<double>(t.work_requests));
+  n("activeConns", static_cast<double>(t.active_conns));
   n("bytesSent", static_cast<double>(t.bytes_sent));
   n("bytesReceived", static_cast<double>(t.bytes_received));
   n("bytesVerified", static_cast<double>(t.bytes_verified));
@@ -868,7 +878,8 @@ double NumOf(Napi::Object o, const char* key, double dflt) {
 
 // loadRun(config, onProgress) -> {done: Promise<result | {rc, syscall}>, cancel()}
 // config: {host, port, conns, size, depth, durationS, rate, workUs, workRatio,
-// protocol: 0 echo | 1 http, threads, sources, connectTimeoutS, drainS, progressMs}
+// protocol: 0 echo | 1 http, threads, sources, connectTimeoutS, drainS, progressMs,
+// activeRatio}
 // (validated by lib/lab/load.ts).
 Napi::Value LoadRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -889,6 +900,7 @@ Napi::Value LoadRun(const Napi::CallbackInfo& info) {
   cfg.rate = std::max(NumOf(c, "rate", 0), 0.0);
   cfg.work_us = std::max(0, static_cast<int>(NumOf(c, "workUs", 0)));
   cfg.work_ratio = std::min(std::max(NumOf(c, "workRatio", 0), 0.0), 1.0);
+  cfg.active_ratio = std::min(std::max(NumOf(c, "activeRatio", 1), 0.0), 1.0);
   cfg.http = NumOf(c, "protocol", 0) == 1;
   cfg.threads = std::min(std::max(1, static_cast<int>(NumOf(c, "threads", 1))), cfg.conns);
   cfg.sources = std::min(std::max(1, static_cast<int>(NumOf(c, "sources", 1))), 254);

@@ -45,7 +45,8 @@ const mib = (kb: number) => `${fix(kb / 1024)} MiB`;
 export function describeRun(r: LoadResult): string {
   const mode = r.rate > 0 ? `open loop at ${int(r.rate)} req/s` : 'closed loop';
   const what = r.protocol === 'echo' ? `echo ${r.size} B` : r.workRatio > 0 ? `http (${r.workRatio * 100}% /work?us=${r.workUs})` : 'http GET /';
-  return `${what} to ${formatHostPort(r.host, r.port)}, ${int(r.conns)} connections from ${r.sources} source address${r.sources > 1 ? 'es' : ''}, depth ${r.depth}, ${mode}, ${r.threads} thread${r.threads > 1 ? 's' : ''}`;
+  const active = r.activeConns !== undefined && r.activeConns < r.conns ? ` (${int(r.activeConns)} active)` : '';
+  return `${what} to ${formatHostPort(r.host, r.port)}, ${int(r.conns)} connections${active} from ${r.sources} source address${r.sources > 1 ? 'es' : ''}, depth ${r.depth}, ${mode}, ${r.threads} thread${r.threads > 1 ? 's' : ''}`;
 }
 
 export function formatSummary(r: LoadResult, server?: ServerMetrics): string {
@@ -84,7 +85,8 @@ export const loadCommand: Command = {
   summary: 'native load generator: verified replies, latency percentiles',
   help: `usage: iomux load --port N [--host H] [--protocol echo|http] [--conns N] [--size B]
                   [--depth D] [--duration S] [--rate R] [--work-us U --work-ratio F]
-                  [--threads N] [--sources N] [--pid PID] [--json] [--quiet]
+                  [--threads N] [--sources N] [--active-ratio F] [--pid PID]
+                  [--json] [--quiet]
 
 Drives a lab server (iomux serve, or anything speaking docs/protocols.md)
 from native threads, so the generator is not the bottleneck. It opens every
@@ -113,6 +115,8 @@ Options:
   --work-ratio F  ... and is this fraction of the requests (0..1)
   --threads N     generator threads (default 1 on 2 cores, else cores/2, max 8)
   --sources N     source addresses 127.0.0.1..127.0.0.N (default ceil(conns/4000))
+  --active-ratio F  only this fraction of the connections (0..1], spread evenly,
+                  send requests; the others are opened and held idle (default 1)
   --pid PID       sample the server process during the run: CPU per request,
                   RSS/PSS per connection, threads, context switches
   --json          print one JSON object instead of the summary
@@ -145,6 +149,7 @@ Examples:
         'work-ratio': { type: 'string' },
         threads: { type: 'string' },
         sources: { type: 'string' },
+        'active-ratio': { type: 'string' },
         pid: { type: 'string' },
         json: { type: 'boolean' },
         quiet: { type: 'boolean' },
@@ -190,6 +195,7 @@ Examples:
         workRatio,
         threads: intFlag(values.threads, '--threads', 1, 256),
         sources: intFlag(values.sources, '--sources', 1, 254),
+        activeRatio: numFlag(values['active-ratio'], '--active-ratio', 1e-9, 1),
         signal: ac.signal,
         onProgress: (p) => {
           // The run is over, every connection still open: the server's peak.

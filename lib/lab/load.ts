@@ -28,6 +28,10 @@ export interface LoadOptions {
   workUs?: number;
   /** http: the fraction of requests that are /work?us=workUs (0..1). */
   workRatio?: number;
+  /** The fraction of connections that send requests, (0..1]; the others are
+   * opened and held idle for the whole run (e.g. 0.01: 1% active). The active
+   * ones, ceil(ratio * conns) and at least one, are spread evenly. Default 1. */
+  activeRatio?: number;
   protocol?: LabProtocol;
   /** Load-generator threads, each with its own epoll set. Default: 1 on <= 2 cores, else cores / 2 (max 8). */
   threads?: number;
@@ -99,6 +103,9 @@ export interface LoadResult {
   /** Connections that sent requests and never got a single answer (e.g. queued in a thread pool). */
   idleConns: number;
   workRequests: number;
+  /** Connections that send requests (all of them unless activeRatio < 1). */
+  activeConns: number;
+  activeRatio: number;
   bytesSent: number;
   bytesReceived: number;
   bytesVerified: number;
@@ -142,6 +149,7 @@ interface Validated {
   rate: number;
   workUs: number;
   workRatio: number;
+  activeRatio: number;
   protocol: LabProtocol;
   threads: number;
   sources: number;
@@ -168,6 +176,8 @@ export function validateLoadOptions(o: LoadOptions): Validated {
   const workRatio = numberOpt(o.workRatio, 'workRatio', 0, 1, 0);
   if (protocol !== 'http' && (workRatio > 0 || workUs > 0)) throw new RangeError('workUs and workRatio need protocol http');
   if (workRatio > 0 && workUs === 0) throw new RangeError('workRatio > 0 needs workUs > 0');
+  const activeRatio = numberOpt(o.activeRatio, 'activeRatio', 0, 1, 1);
+  if (activeRatio === 0) throw new RangeError('activeRatio must be in (0, 1], got 0');
   const threads = Math.min(intOpt(o.threads, 'threads', 1, 256, defaultLoadThreads()), conns);
   const loopback = net.isIPv4(host) && host.startsWith('127.');
   const sources = intOpt(o.sources, 'sources', 1, 254, loopback ? Math.min(254, Math.ceil(conns / 4000)) : 1);
@@ -176,7 +186,7 @@ export function validateLoadOptions(o: LoadOptions): Validated {
   const drainS = numberOpt(o.drain, 'drain', 0, 600, 2);
   const progressMs = intOpt(o.progressInterval, 'progressInterval', 10, 3_600_000, 1000);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError(`onProgress must be a function, got ${typeOf(o.onProgress)}`);
-  return { host, port, conns, size, depth, durationS, rate, workUs, workRatio, protocol, threads, sources, connectTimeoutS, drainS, progressMs };
+  return { host, port, conns, size, depth, durationS, rate, workUs, workRatio, activeRatio, protocol, threads, sources, connectTimeoutS, drainS, progressMs };
 }
 
 /**
@@ -213,6 +223,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       rate: v.rate,
       workUs: v.workUs,
       workRatio: v.workRatio,
+      activeRatio: v.activeRatio,
       threads: v.threads,
       sources: v.sources,
       ...r,
