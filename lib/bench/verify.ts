@@ -438,10 +438,21 @@ interface HoldResult {
   rssKbPerConn: number;
   pssKbPerConn: number | null;
   vmSizeKbPerConn: number;
+  /** Growth of the kernel's thread stacks (/proc/meminfo KernelStack, system-wide: other activity adds noise) per connection. */
+  kernelStackKbPerConn: number | null;
   /** Connections the server cut, refused or never completed. */
   connectErrors: number;
   serverCloses: number;
   firstError: string | null;
+}
+
+function kernelStackKb(): number | null {
+  try {
+    const m = /^KernelStack:\s+(\d+)/m.exec(fs.readFileSync('/proc/meminfo', 'latin1'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
 }
 
 function snap(p: ProcSnapshot) {
@@ -458,6 +469,8 @@ async function holdConnections(ctx: Ctx, spec: string): Promise<HoldResult> {
     await sampledRun(s, { port: s.port, conns: 10, duration: 0.3, drain: 1 }, NOT_PINNED);
     await new Promise((r) => setTimeout(r, 300));
     const baseline = snap(readProcess(s.pid, { threads: false }));
+    const ks0 = kernelStackKb();
+    let ks1: number | null = null;
     ctx.progress.step(`verify: ${spec}: opening ${fmtCount(n)} connections`);
     const ac = new AbortController();
     let last: ProcSnapshot | null = null;
@@ -466,12 +479,14 @@ async function holdConnections(ctx: Ctx, spec: string): Promise<HoldResult> {
     let runStart = 0;
     let connected = 0;
     const tick = (phase: string, c: number) => {
-      if (phase !== 'run') return;
+      // Once held, the sample is final: cancelling the run closes the connections.
+      if (held || phase !== 'run') return;
       connected = c;
       if (!runStart) runStart = performance.now();
       prev = last;
       try {
         last = readProcess(s.pid, { threads: false });
+        ks1 = kernelStackKb();
       } catch {
         return;
       }
@@ -515,6 +530,7 @@ async function holdConnections(ctx: Ctx, spec: string): Promise<HoldResult> {
       rssKbPerConn: (sample.rssKb - baseline.rssKb) / c,
       pssKbPerConn: sample.pssKb !== null && baseline.pssKb !== null ? (sample.pssKb - baseline.pssKb) / c : null,
       vmSizeKbPerConn: (sample.vmSizeKb - baseline.vmSizeKb) / c,
+      kernelStackKbPerConn: ks0 !== null && ks1 !== null ? (ks1 - ks0) / c : null,
       connectErrors: result.connectErrors,
       serverCloses: result.serverCloses,
       firstError: result.firstConnectError ?? result.firstError,
@@ -787,7 +803,7 @@ const CLAIMS: Claim[] = [
       const vm = th.vmSizeKbPerConn / Math.max(re.vmSizeKbPerConn, 1 / 1024);
       const verdict: Verdict = rss >= T.memoryRatioMin ? 'holds' : vm >= T.memoryRatioMin ? 'holds only for virtual memory' : 'does not hold';
       const line = (h: HoldResult) =>
-        `${h.arch}: RSS ${num(h.rssKbPerConn, 2)} KiB, PSS ${num(h.pssKbPerConn, 2)} KiB, VmSize ${num(h.vmSizeKbPerConn, 1)} KiB per connection, ${fmtCount(h.sample.threads)} threads` +
+        `${h.arch}: RSS ${num(h.rssKbPerConn, 2)} KiB, PSS ${num(h.pssKbPerConn, 2)} KiB, VmSize ${num(h.vmSizeKbPerConn, 1)} KiB per connection (kernel stacks, not in RSS: ${num(h.kernelStackKbPerConn, 1)} KiB), ${fmtCount(h.sample.threads)} threads` +
         (h.held ? '' : ` (${h.heldNote})`);
       return {
         measured: `${line(th)}; ${line(re)}; threads / reactor: RSS ${num(rss, 1)}×, VmSize ${num(vm, 0)}×`,
