@@ -6,6 +6,8 @@ import { loadCommand } from './commands/load';
 import { benchCommand } from './commands/bench';
 import { UsageError, type Command } from './commands/types';
 import { benchLabCommand } from './commands/bench-lab';
+import { verifyCommand } from './commands/verify';
+import { reportCommand } from './commands/report';
 
 const commands: Command[] = [
   backendsCommand,
@@ -14,6 +16,8 @@ const commands: Command[] = [
   benchCommand,
   probeCommand,
   benchLabCommand,
+  verifyCommand,
+  reportCommand,
 ];
 
 function usage(): string {
