@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { runLoad, type LoadResult, type LoadProgress } from '../lab/load';
+import { FAULT_KINDS, runLoad, type FaultKind, type LoadResult, type LoadProgress } from '../lab/load';
 import { ProcessSampler, deriveMetrics, type SamplerReport } from '../lab/metrics';
 import { formatHostPort, intFlag, numFlag } from './serve';
 import { UsageError, type Command } from './types';
@@ -61,6 +61,13 @@ export function formatSummary(r: LoadResult, server?: ServerMetrics): string {
   if (r.warmupS > 0) lines.push(`  warm-up      ${fix(r.warmupS, 2)} s before the run: ${int(r.warmupRequests)} requests answered and verified, not measured`);
   if (r.unanswered > 0) lines.push(`  unanswered   ${int(r.unanswered)} requests got no answer`);
   if (r.workRequests > 0) lines.push(`  cpu work     ${int(r.workRequests)} requests asked for ${r.workUs} µs each`);
+  const F = r.faults;
+  if (F && F.reset + F.halfClose + F.slowRead + F.vanish > 0) {
+    lines.push(
+      `  faults       ${int(F.reset)} resets, ${int(F.halfClose)} half-closes, ${int(F.slowRead)} slow readers (${int(F.slowBlocked)} with their flood held back), ${int(F.vanish)} vanished; ${int(F.reconnects)} replacement connections`,
+      `  healthy      ${int(r.healthyConns)} connections, ${int(r.healthyBytesVerified)} bytes verified, ${int(r.healthyBytesLost)} bytes lost, ${int(r.healthyFailed)} failed; faulty: ${int(F.bytesVerified)} bytes verified, ${int(F.completed)} complete, ${int(F.incomplete)} incomplete`,
+    );
+  }
   if (r.firstConnectError) lines.push(`  first connect error: ${r.firstConnectError}`);
   if (r.firstError) lines.push(`  first error: ${r.firstError}`);
   if (server) {
@@ -88,6 +95,8 @@ export const loadCommand: Command = {
                   [--depth D] [--duration S] [--warmup S] [--rate R] [--work-us U --work-ratio F]
                   [--threads N] [--sources N] [--active-ratio F] [--pid PID]
                   [--json] [--quiet]
+                  [--fault-ratio F [--faults K,...] [--fault-delay-ms MS]
+                   [--fault-stall-ms MS] [--fault-flood-kb KB] [--fault-seed N]]
 
 Drives a lab server (iomux serve, or anything speaking docs/protocols.md)
 from native threads, so the generator is not the bottleneck. It opens every
@@ -123,11 +132,21 @@ Options:
                   send requests; the others are opened and held idle (default 1)
   --pid PID       sample the server process during the run: CPU per request,
                   RSS/PSS per connection, threads, context switches
+  --fault-ratio F echo: this fraction of the connection slots misbehave. Each
+                  connection in one runs for 0..--fault-delay-ms (default
+                  1000), then commits a fault, and a new one takes the slot:
+  --faults K,...  reset (SO_LINGER 0 close), half-close (every byte must come
+                  back, then the server's FIN), slow-read (stops reading for
+                  --fault-stall-ms, default 500, while it sends --fault-flood-kb,
+                  default 128, then reads it all back), vanish (closes with
+                  a reply on its way). Default: all four, taken in turn.
+  --fault-seed N  seeds the fault delays (default 1)
   --json          print one JSON object instead of the summary
   --quiet         no progress lines on stderr
 
-Exit status: 0; 1 when a reply failed verification or nothing connected;
-2 for bad usage.
+Exit status: 0; 1 when a reply failed verification or nothing connected
+(with --fault-ratio also when a healthy connection lost bytes or died, or a
+half-close or slow reader did not get every byte back); 2 for bad usage.
 
 Examples:
   iomux load --port 8080 --conns 100 --duration 2
@@ -158,8 +177,20 @@ Examples:
         pid: { type: 'string' },
         json: { type: 'boolean' },
         quiet: { type: 'boolean' },
+        'fault-ratio': { type: 'string' },
+        faults: { type: 'string' },
+        'fault-delay-ms': { type: 'string' },
+        'fault-stall-ms': { type: 'string' },
+        'fault-flood-kb': { type: 'string' },
+        'fault-seed': { type: 'string' },
       },
     });
+    let faults: FaultKind[] | undefined;
+    if (values.faults !== undefined) {
+      faults = values.faults.split(',').map((f) => f.trim()) as FaultKind[];
+      for (const f of faults) if (!FAULT_KINDS.includes(f)) throw new UsageError(`--faults: unknown fault '${f}' (one of: ${FAULT_KINDS.join(', ')})`);
+    }
+    const floodKb = intFlag(values['fault-flood-kb'], '--fault-flood-kb', 0, 1 << 20);
     const port = intFlag(values.port, '--port', 1, 65535);
     if (port === undefined) throw new UsageError('--port is required');
     const protocol = values.protocol ?? 'echo';
@@ -204,6 +235,12 @@ Examples:
         threads: intFlag(values.threads, '--threads', 1, 256),
         sources: intFlag(values.sources, '--sources', 1, 254),
         activeRatio: numFlag(values['active-ratio'], '--active-ratio', 1e-9, 1),
+        faultRatio: numFlag(values['fault-ratio'], '--fault-ratio', 0, 1),
+        faults,
+        faultDelayMs: intFlag(values['fault-delay-ms'], '--fault-delay-ms', 0, 3_600_000),
+        faultStallMs: intFlag(values['fault-stall-ms'], '--fault-stall-ms', 0, 3_600_000),
+        faultFloodBytes: floodKb === undefined ? undefined : floodKb * 1024,
+        faultSeed: intFlag(values['fault-seed'], '--fault-seed', 0, 0xffffffff),
         signal: ac.signal,
         onProgress: (p) => {
           // The warm-up is over: CPU and context switches count from here.
@@ -242,6 +279,11 @@ Examples:
     } else {
       process.stdout.write(formatSummary(result, server));
     }
-    return result.verifyErrors > 0 || result.connected === 0 ? 1 : 0;
+    const f = result.faults;
+    // With faults injected, a healthy connection that lost bytes or died, or a
+    // half-close/slow reader that did not get its bytes back, is a failure too.
+    const faulted = (numFlag(values['fault-ratio'], '--fault-ratio', 0, 1) ?? 0) > 0;
+    const lost = faulted && (result.healthyBytesLost > 0 || result.healthyFailed > 0 || f.incomplete > 0);
+    return result.verifyErrors > 0 || result.connected === 0 || lost ? 1 : 0;
   },
 };

@@ -54,6 +54,56 @@ export interface LoadOptions {
   progressInterval?: number;
   /** Aborting ends the run early; the result so far is still returned (cancelled: true). */
   signal?: AbortSignal;
+  /**
+   * Fault injection (echo, closed loop): this fraction of the connection
+   * slots (0..1, evenly spread) misbehave; each connection in such a slot
+   * runs normally for 0..faultDelayMs, then commits one of `faults` (taken in
+   * turn), and a new connection takes the slot. Default 0: none.
+   */
+  faultRatio?: number;
+  /** The faults to inject. Default: all four. */
+  faults?: FaultKind[];
+  /** A fault comes 0 .. this many ms after its connection starts. Default 1000. */
+  faultDelayMs?: number;
+  /** slow-read: how long the client does not read. Default 500. */
+  faultStallMs?: number;
+  /** slow-read: bytes the client sends while it does not read. Default 128 KiB. */
+  faultFloodBytes?: number;
+  /**
+   * The first slow reader of each load thread, then every 32nd, sends this many instead: more than the server's own
+   * socket buffers take, so that the server must stop reading it. Default 8 MiB.
+   */
+  faultDeepFloodBytes?: number;
+  /** Seeds the fault delays. Default 1. */
+  faultSeed?: number;
+}
+
+/**
+ * reset: SO_LINGER 0 then close() (the server sees a RST); half-close:
+ * shutdown(SHUT_WR) after one more message, then every byte must come back
+ * before the server's FIN; slow-read: stops reading for faultStallMs while it
+ * sends faultFloodBytes, then reads everything back; vanish: sends one more
+ * message and closes without reading the reply.
+ */
+export type FaultKind = 'reset' | 'half-close' | 'slow-read' | 'vanish';
+export const FAULT_KINDS: readonly FaultKind[] = ['reset', 'half-close', 'slow-read', 'vanish'];
+
+export interface FaultResult {
+  /** Faults injected, by kind. */
+  reset: number;
+  halfClose: number;
+  slowRead: number;
+  vanish: number;
+  /** Replacement connections of the faulty slots that connected, and those that could not. */
+  reconnects: number;
+  reconnectErrors: number;
+  /** Half-closes and slow readers that got every byte back; those that did not (data lost: must be 0). */
+  completed: number;
+  incomplete: number;
+  /** Bytes verified on the faulty slots' connections. */
+  bytesVerified: number;
+  /** Slow readers with part of their flood still unsent when they started reading again: the server had stopped reading them (backpressure) or was behind. */
+  slowBlocked: number;
 }
 
 export interface LoadProgress {
@@ -123,6 +173,14 @@ export interface LoadResult {
   firstConnectError: string | null;
   /** Microseconds. */
   latencyUs: LatencySummary;
+  /** Connections of the healthy (non-faulty) slots: one each for the whole run. */
+  healthyConns: number;
+  /** Healthy connections that ended before the run did (reset, closed by the server, verification error). */
+  healthyFailed: number;
+  healthyBytesVerified: number;
+  /** Bytes sent on healthy connections that never came back. */
+  healthyBytesLost: number;
+  faults: FaultResult;
 }
 
 function numberOpt(v: unknown, name: string, min: number, max: number, dflt: number): number {
@@ -166,6 +224,13 @@ interface Validated {
   connectTimeoutS: number;
   drainS: number;
   progressMs: number;
+  faultRatio: number;
+  faultKinds: number;
+  faultDelayMs: number;
+  faultStallMs: number;
+  faultFloodBytes: number;
+  faultDeepFloodBytes: number;
+  faultSeed: number;
 }
 
 export function validateLoadOptions(o: LoadOptions): Validated {
@@ -197,7 +262,29 @@ export function validateLoadOptions(o: LoadOptions): Validated {
   const drainS = numberOpt(o.drain, 'drain', 0, 600, 2);
   const progressMs = intOpt(o.progressInterval, 'progressInterval', 10, 3_600_000, 1000);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError(`onProgress must be a function, got ${typeOf(o.onProgress)}`);
-  return { host, port, conns, size, depth, durationS, warmupS, rate, workUs, workRatio, activeRatio, protocol, threads, sources, connectTimeoutS, drainS, progressMs };
+  const faultRatio = numberOpt(o.faultRatio, 'faultRatio', 0, 1, 0);
+  let faultKinds = 0;
+  const faults = o.faults ?? FAULT_KINDS;
+  if (!Array.isArray(faults)) throw new TypeError(`faults must be an array, got ${typeOf(faults)}`);
+  for (const f of faults) {
+    const k = FAULT_KINDS.indexOf(f as FaultKind);
+    if (k < 0) throw new RangeError(`faults: unknown fault '${String(f)}' (one of: ${FAULT_KINDS.join(', ')})`);
+    faultKinds |= 1 << k;
+  }
+  if (faultRatio > 0) {
+    if (faultKinds === 0) throw new RangeError('faults must name at least one fault when faultRatio > 0');
+    if (protocol !== 'echo') throw new RangeError('faultRatio > 0 needs protocol echo');
+    if (rate > 0) throw new RangeError('faultRatio > 0 needs the closed loop (rate 0)');
+  }
+  const faultDelayMs = intOpt(o.faultDelayMs, 'faultDelayMs', 0, 3_600_000, 1000);
+  const faultStallMs = intOpt(o.faultStallMs, 'faultStallMs', 0, 3_600_000, 500);
+  const faultFloodBytes = intOpt(o.faultFloodBytes, 'faultFloodBytes', 0, 1 << 30, 128 * 1024);
+  const faultDeepFloodBytes = intOpt(o.faultDeepFloodBytes, 'faultDeepFloodBytes', 0, 1 << 30, 8 * 1024 * 1024);
+  const faultSeed = intOpt(o.faultSeed, 'faultSeed', 0, 0xffffffff, 1);
+  return {
+    host, port, conns, size, depth, durationS, warmupS, rate, workUs, workRatio, activeRatio, protocol, threads, sources, connectTimeoutS, drainS, progressMs,
+    faultRatio, faultKinds, faultDelayMs, faultStallMs, faultFloodBytes, faultDeepFloodBytes, faultSeed,
+  };
 }
 
 /**
