@@ -27,7 +27,8 @@
         "native/lab_epoll.cc",
         "native/lab_uring.cc",
         "native/loadgen.cc",
-        "native/test_hooks.cc"
+        "native/test_hooks.cc",
+        "native/signal_pipe.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],

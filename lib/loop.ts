@@ -301,7 +301,7 @@ export class EventLoop implements LoopHooks {
   private wakeCallback: (() => void) | null = null;
 
   private readonly events: Int32Array;
-  private readonly clock = new Float64Array(2);
+  private readonly clock: Float64Array;
   private byFd: Array<Watcher | undefined> = [];
   private nextId = 1;
   private nWatchers = 0;
@@ -352,6 +352,7 @@ export class EventLoop implements LoopHooks {
     }
     this.backend = this.poller.backend;
     this.events = this.poller.events;
+    this.clock = this.poller.times; // bound natively: waitUntil takes its fast path
     // io_uring re-arms its level-mode polls inside the next wait: an embedded
     // tick keeps waiting (with timeout 0) until a wait returns nothing, so
     // that no re-arm is left unsubmitted while Node's loop sleeps.

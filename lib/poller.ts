@@ -1,5 +1,10 @@
 // Poller: the typed surface of one multiplexer backend instance.
+import { markAsUntransferable } from 'node:worker_threads';
 import { native } from './native';
+
+// Where ArrayBuffer.prototype.transfer exists (Node 21+), even an
+// untransferable buffer can be detached: the bound wait then checks each call.
+const CAN_DETACH = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
 import { ErrnoError } from './errors';
 import { fdArg, intArg, timeoutArg, typeOf } from './validate';
 
@@ -82,7 +87,11 @@ export class Poller {
   /** Filled by wait(): events[2*i] is the fd, events[2*i+1] its Interest bits. */
   readonly events: Int32Array;
   readonly capacity: number;
+  /** waitUntil()'s clock: [before, after] the kernel wait, in monotonicMs(). */
+  readonly times: Float64Array;
   private handle: NativeHandle | null;
+  private readonly fastWait: (timeout: number) => number;
+  private readonly fastWaitUntil: (deadline: number) => number;
   private readonly modes: ModeSupport;
 
   constructor(backend: BackendName = defaultBackend(), options: PollerOptions = {}) {
@@ -94,6 +103,11 @@ export class Poller {
     this.capacity = options.capacity === undefined ? 1024 : intArg(options.capacity, 'options.capacity', 1, 1 << 20);
     this.backend = backend;
     this.events = new Int32Array(2 * this.capacity);
+    this.times = new Float64Array(2);
+    // The native side keeps pointers to these two arrays (see bindWait): they
+    // must never be detached by a transfer to another thread.
+    markAsUntransferable(this.events.buffer);
+    markAsUntransferable(this.times.buffer);
     this.modes = modesOf(backend);
     try {
       this.handle = new native.NativePoller(backend) as NativeHandle;
@@ -103,6 +117,7 @@ export class Poller {
       (error as ErrnoError & { reason?: string }).reason = e.message;
       throw error;
     }
+    [this.fastWait, this.fastWaitUntil] = this.handle.bindWait(this.events, this.times, CAN_DETACH);
   }
 
   /** The fd that becomes readable when events are pending (epoll, kqueue, io_uring), else -1. */
@@ -151,8 +166,9 @@ export class Poller {
    * 0 before the timeout (a spurious wakeup); an EINTR is resumed inside.
    */
   wait(timeout: number = -1): number {
-    const h = this.live('wait');
-    return this.check(h.wait(timeoutArg(timeout), this.events), h);
+    if (this.handle === null) this.live('wait');
+    const rc = this.fastWait(timeout === 0 || timeout === -1 ? timeout : timeoutArg(timeout));
+    return rc >= 0 ? rc : this.check(rc, this.handle!);
   }
 
   /**
@@ -165,7 +181,8 @@ export class Poller {
     const h = this.live('waitUntil');
     if (typeof deadline !== 'number' || Number.isNaN(deadline)) throw new TypeError(`deadline must be a number of milliseconds, got ${typeOf(deadline)}`);
     if (!(clock instanceof Float64Array) || clock.length < 2) throw new TypeError(`clock must be a Float64Array of length >= 2, got ${typeOf(clock)}`);
-    return this.check(h.waitUntil(deadline, this.events, clock), h);
+    const rc = clock === this.times ? this.fastWaitUntil(deadline) : h.waitUntil(deadline, this.events, clock);
+    return rc >= 0 ? rc : this.check(rc, h);
   }
 
   /** Releases the backend's kernel resources. Closing twice is a no-op. */
@@ -220,4 +237,5 @@ interface NativeHandle {
   pollableFd(): number;
   failedSyscall(): string;
   interrupted(): number;
+  bindWait(events: Int32Array, times: Float64Array, checkDetached: boolean): [(timeout: number) => number, (deadline: number) => number];
 }

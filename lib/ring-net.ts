@@ -81,10 +81,16 @@ class Router {
         failed = true;
       }
     }
-    if (this.starved.length > 0 && !this.ring.closed && this.ring.buffersFree > 0) {
-      const list = this.starved;
-      this.starved = [];
-      for (const conn of list) conn.rearm();
+    if (this.starved.length > 0 && !this.ring.closed) {
+      // Re-arm no more recvs than there are free buffers: each starved
+      // connection has data waiting, so re-arming them all would mostly buy
+      // another ENOBUFS each (a storm with thousands of connections).
+      const free = this.ring.buffersFree;
+      if (free > 0) {
+        const list = free >= this.starved.length ? this.starved : this.starved.slice(0, free);
+        this.starved = list === this.starved ? [] : this.starved.slice(free);
+        for (const conn of list) conn.rearm();
+      }
     }
     if (failed) throw error;
   };
@@ -140,6 +146,9 @@ export class RingConnection implements Connection {
   private needDrain = false;
   private isClosed = false;
   private hadError = false;
+  private paused = false;
+  /** Chunks (and 0 for the FIN) that arrived after pause(), before the recv was cancelled. */
+  private held: Array<Uint8Array | 0> | null = null;
 
   /** @internal Use RingTcpServer or ringConnect(). */
   constructor(router: Router, fd: number, server: RingTcpServer | null, connecting: boolean, options: RingConnectionOptions = {}) {
@@ -196,9 +205,41 @@ export class RingConnection implements Connection {
     this.closeNow(false);
   }
 
+  /**
+   * Stops reading (flow control): the multishot recv is cancelled, so the
+   * kernel buffers and then the peer's writes block. Bytes already on their
+   * way are kept (copied) and delivered by resume(), in order.
+   */
+  pause(): void {
+    if (this.isClosed || this.paused) return;
+    this.paused = true;
+    if (this.reading) this.ring.cancel(this.ud(OP_RECV), this.ud(OP_CANCEL));
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    const held = this.held;
+    this.held = null;
+    if (held !== null) {
+      for (let i = 0; i < held.length; i++) {
+        if (this.isClosed) return;
+        if (this.paused) {
+          // paused again by ondata: keep the rest for the next resume()
+          this.held = held.slice(i).concat(this.held ?? []);
+          return;
+        }
+        const h = held[i];
+        if (h === 0) this.gotEnd();
+        else this.ondata?.(h);
+      }
+    }
+    this.rearm();
+  }
+
   /** @internal */
   rearm(): void {
-    if (this.isClosed || this.readEnded || this.reading || this.connecting) return;
+    if (this.isClosed || this.readEnded || this.reading || this.connecting || this.paused) return;
     this.reading = true;
     this.ring.recv(this.fd, this.ud(OP_RECV));
   }
@@ -242,6 +283,15 @@ export class RingConnection implements Connection {
 
   private onRecv(res: number, flags: number, bid: number): void {
     if (!(flags & MORE)) this.reading = false;
+    if (this.paused && !this.isClosed && res >= 0) {
+      // Completions that were on their way when pause() cancelled the recv.
+      if (bid >= 0) {
+        if (res > 0) (this.held ??= []).push(Buffer.from(this.ring.buffer(bid, res)));
+        if (!this.ring.closed) this.ring.returnBuffer(bid);
+      }
+      if (res === 0) (this.held ??= []).push(0);
+      return;
+    }
     if (bid >= 0) {
       try {
         if (res > 0 && !this.isClosed && this.ondata) this.ondata(this.ring.buffer(bid, res));
@@ -253,16 +303,22 @@ export class RingConnection implements Connection {
     if (res > 0) {
       if (!this.reading) this.rearm(); // multishot ended early (e.g. CQ overflow): keep reading
     } else if (res === 0) {
-      this.readEnded = true;
-      const cb = this.onend;
-      if (cb) cb();
-      else if (!this.closed) this.end(); // no onend: end our side too, as TcpConnection (and Node) do
-      if (this.shutdownDone && !this.isClosed) this.closeNow(false);
+      this.gotEnd();
     } else if (res === -E.ENOBUFS) {
       this.router.starved.push(this);
-    } else if (res !== -E.ECANCELED) {
+    } else if (res === -E.ECANCELED) {
+      if (!this.reading) this.rearm(); // pause() cancelled it, and resume() came first
+    } else {
       this.fail(-res, 'recv');
     }
+  }
+
+  private gotEnd(): void {
+    this.readEnded = true;
+    const cb = this.onend;
+    if (cb) cb();
+    else if (!this.closed) this.end(); // no onend: end our side too, as TcpConnection (and Node) do
+    if (this.shutdownDone && !this.isClosed) this.closeNow(false);
   }
 
   private onSend(res: number): void {

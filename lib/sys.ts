@@ -307,9 +307,10 @@ export function listenTcp(host = '127.0.0.1', port = 0, options: ListenOptions =
   return fd;
 }
 
-/** Test helper: sends signal `signo` to the calling thread after `ms`, from another thread. */
-export function signalSelfAfter(ms: number, signo: number): void {
+/** Test helper: sends signal `signo` to the calling thread `count` times, every `ms`, from another thread. */
+export function signalSelfAfter(ms: number, signo: number, count = 1): void {
   intArg(ms, 'ms', 0, 3_600_000);
   intArg(signo, 'signo', 1, 64);
-  native.sys.signalSelfAfter(ms, signo);
+  intArg(count, 'count', 1, 1_000_000);
+  native.sys.signalSelfAfter(ms, signo, count);
 }

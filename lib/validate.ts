@@ -32,6 +32,7 @@ export function timeoutArg(value: unknown, name = 'timeout'): number {
 export type Bytes = ArrayBufferView | ArrayBuffer;
 
 export function bytesArg(value: unknown, name: string): Uint8Array {
+  if (value instanceof Uint8Array) return value; // Buffer too: the common case, no new view
   try {
     if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
     if (value instanceof ArrayBuffer) return new Uint8Array(value);

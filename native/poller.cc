@@ -34,6 +34,7 @@ class NativePoller : public Napi::ObjectWrap<NativePoller> {
                            InstanceMethod<&NativePoller::PollableFd>("pollableFd"),
                            InstanceMethod<&NativePoller::FailedSyscall>("failedSyscall"),
                            InstanceMethod<&NativePoller::Interrupted>("interrupted"),
+                           InstanceMethod<&NativePoller::BindWait>("bindWait"),
                        });
   }
 
@@ -125,8 +126,142 @@ class NativePoller : public Napi::ObjectWrap<NativePoller> {
     return Num(info.Env(), backend_ ? static_cast<double>(backend_->interrupted()) : 0);
   }
 
-  std::unique_ptr<Backend> backend_;
+  // Shared with the bound wait functions (BindWait): close() empties it for all.
+  std::shared_ptr<std::unique_ptr<Backend>> holder_ = std::make_shared<std::unique_ptr<Backend>>();
+  std::unique_ptr<Backend>& backend_ = *holder_;
+
+  Napi::Value BindWait(const Napi::CallbackInfo& info);
 };
+
+// The hot path. wait() through ObjectWrap costs an unwrap (a private-property
+// lookup) and a typed-array lookup per call; these functions are created once
+// per Poller with everything they need in their data pointer, so one call is
+// one napi_get_cb_info, one int read, the wait, and one int made.
+struct BoundWait {
+  std::shared_ptr<std::unique_ptr<Backend>> holder;
+  int32_t* events = nullptr;
+  int capacity = 0;
+  double* times = nullptr;
+  napi_ref events_ref = nullptr;
+  napi_ref times_ref = nullptr;
+  napi_ref buffers[2] = {nullptr, nullptr};  // the ArrayBuffers, to test for detachment
+  bool check_detached = false;
+};
+
+bool Detached(napi_env env, const BoundWait* b) {
+  if (!b->check_detached) return false;
+  for (napi_ref r : b->buffers) {
+    napi_value ab;
+    bool detached = false;
+    if (napi_get_reference_value(env, r, &ab) != napi_ok || ab == nullptr) return true;
+    if (napi_is_detached_arraybuffer(env, ab, &detached) != napi_ok || detached) return true;
+  }
+  return false;
+}
+
+napi_value IntResult(napi_env env, int v) {
+  napi_value out;
+  napi_create_int32(env, v, &out);
+  return out;
+}
+
+// fastWait(timeoutMs): pairs written to the bound events array, or -errno.
+napi_value FastWait(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void* data;
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &data);
+  auto* b = static_cast<BoundWait*>(data);
+  int32_t ms = -1;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &ms) != napi_ok) return IntResult(env, -EINVAL);
+  Backend* backend = b->holder->get();
+  if (backend == nullptr) return IntResult(env, -EBADF);
+  if (Detached(env, b)) return IntResult(env, -EINVAL);
+  return IntResult(env, backend->Wait(ms, b->events, b->capacity));
+}
+
+// fastWaitUntil(deadlineMs): as waitUntil() with the bound clock array.
+napi_value FastWaitUntil(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void* data;
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &data);
+  auto* b = static_cast<BoundWait*>(data);
+  double deadline = -1;
+  if (argc < 1 || napi_get_value_double(env, argv[0], &deadline) != napi_ok) return IntResult(env, -EINVAL);
+  Backend* backend = b->holder->get();
+  if (backend == nullptr) return IntResult(env, -EBADF);
+  if (Detached(env, b)) return IntResult(env, -EINVAL);
+  double before = NowMs();
+  int timeout = -1;
+  if (deadline >= 0) {
+    double left = std::ceil(deadline - before);
+    timeout = left <= 0 ? 0 : left >= INT_MAX ? INT_MAX : static_cast<int>(left);
+  }
+  int rc = backend->Wait(timeout, b->events, b->capacity);
+  b->times[0] = before;
+  b->times[1] = NowMs();
+  return IntResult(env, rc);
+}
+
+// bindWait(events: Int32Array, times: Float64Array, checkDetached: boolean)
+//   -> [fastWait, fastWaitUntil]
+Napi::Value NativePoller::BindWait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || !info[1].IsTypedArray()) {
+    Napi::TypeError::New(env, "bindWait(Int32Array, Float64Array)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::TypedArray ev = info[0].As<Napi::TypedArray>();
+  Napi::TypedArray tm = info[1].As<Napi::TypedArray>();
+  if (ev.TypedArrayType() != napi_int32_array || ev.ElementLength() < 2 ||
+      tm.TypedArrayType() != napi_float64_array || tm.ElementLength() < 2) {
+    Napi::TypeError::New(env, "bindWait(Int32Array, Float64Array)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  // Two functions share one BoundWait; it is freed when the second goes.
+  auto shared = std::make_shared<BoundWait>();
+  BoundWait* b = shared.get();
+  b->holder = holder_;
+  uint8_t* data;
+  size_t len;
+  GetBytes(ev, &data, &len);
+  b->events = reinterpret_cast<int32_t*>(data);
+  b->capacity = static_cast<int>(len / (2 * sizeof(int32_t)));
+  GetBytes(tm, &data, &len);
+  b->times = reinterpret_cast<double*>(data);
+  b->check_detached = info[2].ToBoolean();
+  napi_create_reference(env, ev, 1, &b->events_ref);
+  napi_create_reference(env, tm, 1, &b->times_ref);
+  napi_create_reference(env, ev.ArrayBuffer(), 1, &b->buffers[0]);
+  napi_create_reference(env, tm.ArrayBuffer(), 1, &b->buffers[1]);
+  Napi::Array out = Napi::Array::New(env, 2);
+  napi_callback fns[2] = {FastWait, FastWaitUntil};
+  const char* names[2] = {"fastWait", "fastWaitUntil"};
+  for (int i = 0; i < 2; i++) {
+    napi_value fn;
+    napi_create_function(env, names[i], NAPI_AUTO_LENGTH, fns[i], b, &fn);
+    // Each function owns a share; the last finalizer frees the BoundWait and its references.
+    auto* keep = new std::shared_ptr<BoundWait>(shared);
+    napi_add_finalizer(
+        env, fn, keep,
+        [](napi_env env, void* data, void*) {
+          auto* keep = static_cast<std::shared_ptr<BoundWait>*>(data);
+          if (keep->use_count() == 1) {
+            BoundWait* b = keep->get();
+            napi_delete_reference(env, b->events_ref);
+            napi_delete_reference(env, b->times_ref);
+            napi_delete_reference(env, b->buffers[0]);
+            napi_delete_reference(env, b->buffers[1]);
+          }
+          delete keep;
+        },
+        nullptr, nullptr);
+    out.Set(i, fn);
+  }
+  return out;
+}
+
 
 // backends(): [{ name, available, reason, modes: {level, edge, oneshot, exclusive} }]
 Napi::Value Backends(const Napi::CallbackInfo& info) {

@@ -31,7 +31,7 @@ int64_t MonotonicMs() {
 }
 
 int RemainingMs(int timeout_ms, int64_t deadline) {
-  if (timeout_ms < 0) return -1;
+  if (timeout_ms <= 0) return timeout_ms < 0 ? -1 : 0;  // no clock read for a poll
   int64_t left = deadline - MonotonicMs();
   return left > 0 ? static_cast<int>(left) : 0;
 }

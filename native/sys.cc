@@ -336,14 +336,16 @@ Napi::Value EventFd(const Napi::CallbackInfo& info) {
 }
 #endif
 
-// Test helper: after `ms`, send signal `signo` to the calling thread, from
-// another thread, so that a wait in progress is interrupted (EINTR).
+// Test helper: `count` times (default 1), every `ms`, send signal `signo` to
+// the calling thread from another thread, so that a wait in progress is interrupted (EINTR).
 Napi::Value SignalSelfAfter(const Napi::CallbackInfo& info) {
   pthread_t self = pthread_self();
-  int ms = Int(info, 0), signo = Int(info, 1);
-  std::thread([self, ms, signo] {
-    usleep(static_cast<useconds_t>(ms) * 1000);
-    pthread_kill(self, signo);
+  int ms = Int(info, 0), signo = Int(info, 1), count = Int(info, 2, 1);
+  std::thread([self, ms, signo, count] {
+    for (int i = 0; i < count; i++) {
+      usleep(static_cast<useconds_t>(ms) * 1000);
+      pthread_kill(self, signo);
+    }
   }).detach();
   return info.Env().Undefined();
 }

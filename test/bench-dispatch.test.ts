@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { backends } from '../lib/poller';
 import { native } from '../lib/native';
 import * as sys from '../lib/sys';
+import '../lib/bench/dispatch-loop'; // the EventLoop runner, as the CLI registers it
 import { benchDispatch, dispatchRunners, nativeRunner, pollerRunner, registerDispatchRunner, type RunSample } from '../lib/bench/dispatch';
 
 const root = path.join(__dirname, '..');

@@ -7,6 +7,10 @@ import { threadPoolArch } from './thread-pool';
 import { cEpollArch } from './c-epoll';
 import { cUringArch } from './c-uring';
 import { nodeNetArch } from './node-net';
+import { reactorArch } from './reactor';
+import { proactorArch } from './proactor';
+import { reactorPoolArch } from './reactor-pool';
+import { multiReactorArch, multiReactorExclusiveArch } from './multi-reactor';
 
 export const ARCHS: readonly Arch[] = [
   threadsArch,
@@ -14,6 +18,11 @@ export const ARCHS: readonly Arch[] = [
   cEpollArch,
   cUringArch,
   nodeNetArch,
+  reactorArch,
+  proactorArch,
+  reactorPoolArch,
+  multiReactorArch,
+  multiReactorExclusiveArch,
 ];
 
 export function findArch(name: string): Arch | undefined {

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { BACKEND_NAMES, type BackendName } from '../poller';
 import { benchSyscalls, type SyscallReport } from '../bench/syscalls';
 import { benchDispatch, dispatchRunners, type DispatchReport } from '../bench/dispatch';
+import '../bench/dispatch-loop'; // registers the EventLoop runner
 import { fmt, type MachineInfo } from '../bench/measure';
 import { table } from './backends';
 import { ErrnoError } from '../errors';

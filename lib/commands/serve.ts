@@ -37,7 +37,14 @@ export function formatHostPort(host: string, port: number): string {
 }
 
 function archList(): string {
-  return ARCHS.map((a) => `  ${a.name.padEnd(13)} ${a.summary}`).join('\n');
+  const width = Math.max(13, ...ARCHS.map((a) => a.name.length));
+  return ARCHS.map((a) => `  ${a.name.padEnd(width)} ${a.summary}`).join('\n');
+}
+
+/** The counters an arch keeps besides accepted/active/requests, as "; key=value ...". */
+function extraStats(s: Record<string, number | undefined>): string {
+  const rest = Object.entries(s).filter(([k, v]) => k !== 'accepted' && k !== 'active' && k !== 'requests' && typeof v === 'number');
+  return rest.length > 0 ? `; ${rest.map(([k, v]) => `${k}=${v}`).join(' ')}` : '';
 }
 
 export const serveCommand: Command = {
@@ -180,6 +187,7 @@ Examples:
     process.stderr.write(
       `iomux serve: ${signalled ?? 'stopped'}: ${arch.name} stopped after ${secs} s` +
         (s ? `: ${s.accepted ?? 0} connections accepted, ${s.requests ?? 0} ${protocol === 'http' ? 'requests answered' : 'reads echoed'}` : '') +
+        (s ? extraStats(s) : '') +
         '\n',
     );
     // Nothing should be left, but never linger after a clean stop.

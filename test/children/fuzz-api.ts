@@ -254,6 +254,7 @@ const K: Record<string, Gen> = {
   listenopts: (_p, r) => pick(r, [undefined, {}, { backlog: 1 }, { reuseAddr: false }, { reusePort: true }, { backlog: -1 }, { backlog: 'x' }, null]),
   ms: (_p, r) => pick(r, [0, 1, 5]),
   signo: () => 28, // SIGWINCH: ignored by default, so a valid call is harmless
+  count: (_p, r) => pick(r, [1, 2]),
   backend: (_p, r) => pick(r, [...BACKEND_NAMES, 'EPOLL', 'iouring', '', undefined]),
   polleropts: (_p, r) => pick(r, [undefined, {}, { capacity: 1 }, { capacity: 1 << 20 }, { capacity: 0 }, { capacity: 1.5 }, { capacity: 2 ** 21 }, null]),
   interest: (_p, r) => pick(r, [undefined, 0, 1, 2, 3, 4, 8, 15, 16, -1]),
@@ -295,7 +296,7 @@ const sysSpecs: Spec[] = [
   ['setNonBlocking', ['fd', 'on'], ['fd', 'bool']],
   ['eventfd', ['initval'], ['initval']],
   ['listenTcp', ['host', 'port', 'options'], ['host', 'port', 'listenopts']],
-  ['signalSelfAfter', ['ms', 'signo'], ['ms', 'signo']],
+  ['signalSelfAfter', ['ms', 'signo', 'count'], ['ms', 'signo', 'count']],
 ].map(([name, params, kinds]) => ({
   name: `sys.${name as string}`,
   params: params as string[],
