@@ -12,7 +12,10 @@
 # Environment: BASE (default node:20-bookworm; scripts/docker-base.sh builds
 # a local one), DOCKER (default docker), NODE_EXTRA_CA_CERTS (passed in).
 # Containers run with --network=none (the tests only use loopback); builds use
-# the host network.
+# the host network. And with --ulimit memlock=-1: root in a container lacks
+# CAP_IPC_LOCK, so io_uring's pinned memory counts against RLIMIT_MEMLOCK
+# (8 MiB from dockerd here), and rings are freed asynchronously: the tests
+# that create thousands of rings in a row then fail with ENOMEM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,9 +56,11 @@ build test "$IMAGE" || { echo "test-docker: build failed, retrying once"; build 
   die "docker build failed"
 done_step "build (source build, npm ci, tsc, npm pack)"
 
+RUN_OPTS=(--rm --network=none --ulimit memlock=-1:-1)
+
 # Runs a shell script in a fresh container under the given seccomp profile.
 run_in() { # profile script
-  $DOCKER run --rm --network=none --security-opt "seccomp=$1" "$IMAGE" bash -c "$2" 2>&1 |
+  $DOCKER run "${RUN_OPTS[@]}" --security-opt "seccomp=$1" "$IMAGE" bash -c "$2" 2>&1 |
     sed -u 's/^/  | /'
   return "${PIPESTATUS[0]}"
 }
@@ -99,10 +104,10 @@ step "clean install of the packed tarball on the bare $BASE (no compiler, --igno
 build clean-install "$IMAGE-clean" ||
   { echo "test-docker: build failed, retrying once"; build clean-install "$IMAGE-clean"; } ||
   die "docker build (clean-install) failed"
-out=$($DOCKER run --rm --network=none --security-opt "seccomp=$PERMIT" "$IMAGE-clean" 2>&1) ||
+out=$($DOCKER run "${RUN_OPTS[@]}" --security-opt "seccomp=$PERMIT" "$IMAGE-clean" 2>&1) ||
   die "clean install does not load: $out"
 echo "  | $out"
-compilers=$($DOCKER run --rm --network=none "$IMAGE-clean" sh -c 'for c in cc gcc g++ c++ clang make; do command -v $c; done; true')
+compilers=$($DOCKER run "${RUN_OPTS[@]}" "$IMAGE-clean" sh -c 'for c in cc gcc g++ c++ clang make; do command -v $c; done; true')
 node -e '
 const r = JSON.parse(process.argv[1]);
 const u = r.backends.find((b) => b.name === "io_uring");
