@@ -380,14 +380,19 @@ export async function sampledRun(
   let warmupDone = !options.waitAccepted;
   let runStartedAt: number | null = null;
   let fdTimer: NodeJS.Timeout | null = null;
+  // A server that stops taking connections (select past FD_SETSIZE, out of
+  // fds) is not waited for: 2 s without a new one once the run has started.
+  let lastGrowth = performance.now();
   const pollFds = () => {
     fdTimer = null;
     const now = performance.now();
     const n = countFds(server.pid);
+    if (n !== null && n > (fds.max ?? 0)) lastGrowth = now;
     if (n !== null) fds.max = Math.max(fds.max ?? 0, n);
     const all = n === null || fdBase === null || n >= fdBase + conns;
     if (all && n !== null && fdBase !== null && fds.allAcceptedMs === null) fds.allAcceptedMs = now - tLoad;
-    if (!warmupDone && (all || server.exit) && runStartedAt !== null && now - runStartedAt >= warmupMin * 1000) {
+    const stalled = runStartedAt !== null && now - Math.max(lastGrowth, runStartedAt) > 2000;
+    if (!warmupDone && (all || stalled || server.exit) && runStartedAt !== null && now - runStartedAt >= warmupMin * 1000) {
       warmupDone = true;
       warmupEnd.abort();
     }
