@@ -6,9 +6,12 @@
 // comes back intact, every half-close and slow reader gets all its bytes back,
 // the server never exits and its fd count returns to its baseline.
 //   IOMUX_SOAK_CONNS (200), IOMUX_SOAK_SECONDS (5)
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { validateLoadOptions } from '../lib/lab/load';
 import { formatSoak, runSoak, type SoakArch } from '../lib/lab/soak';
+import { bin, serve } from './lab-helpers';
 import { Ring } from '../lib/ring';
 
 const CONNS = Number(process.env.IOMUX_SOAK_CONNS ?? 200);
@@ -47,4 +50,35 @@ describe('soak with faults', () => {
     expect(F.slowBlocked).toBeGreaterThan(0);
     expect(F.reconnects).toBeGreaterThan(0);
   }, 120_000);
+});
+
+describe('fault options of the load generator', () => {
+  it('are validated: echo and the closed loop only, known faults, ranges', () => {
+    expect(() => validateLoadOptions({ port: 1, faultRatio: 0.1, protocol: 'http' })).toThrow(/faultRatio > 0 needs protocol echo/);
+    expect(() => validateLoadOptions({ port: 1, faultRatio: 0.1, rate: 100 })).toThrow(/closed loop/);
+    expect(() => validateLoadOptions({ port: 1, faultRatio: 0.1, faults: ['reset', 'explode' as never] })).toThrow(RangeError);
+    expect(() => validateLoadOptions({ port: 1, faultRatio: 0.1, faults: [] })).toThrow(/at least one fault/);
+    expect(() => validateLoadOptions({ port: 1, faultRatio: 1.5 })).toThrow(RangeError);
+    expect(() => validateLoadOptions({ port: 1, faults: 'reset' as never })).toThrow(TypeError);
+    expect(() => validateLoadOptions({ port: 1, faultStallMs: -1 })).toThrow(RangeError);
+    expect(validateLoadOptions({ port: 1, faultRatio: 0.05, faults: ['vanish', 'reset'] })).toMatchObject({ faultRatio: 0.05, faultKinds: 1 | 8 });
+  });
+
+  it('iomux load --fault-ratio: one kind of fault only, counted, healthy bytes all back (c-epoll)', async () => {
+    const s = await serve(['--arch', 'c-epoll']);
+    try {
+      const r = spawnSync(process.execPath, [bin, 'load', '--port', String(s.port), '--conns', '20', '--duration', '1', '--fault-ratio', '0.25', '--faults', 'half-close', '--fault-delay-ms', '200', '--json', '--quiet'], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr).toBe(0);
+      const j = JSON.parse(r.stdout);
+      expect(j.faults.halfClose).toBeGreaterThan(0);
+      expect(j.faults.reset + j.faults.slowRead + j.faults.vanish).toBe(0);
+      expect(j.faults.incomplete).toBe(0);
+      expect(j.faults.completed).toBeGreaterThan(0);
+      expect(j.healthyConns).toBe(15);
+      expect(j.healthyBytesLost).toBe(0);
+      expect(j.verifyErrors).toBe(0);
+    } finally {
+      expect(await s.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    }
+  });
 });
