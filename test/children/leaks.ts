@@ -72,16 +72,17 @@ async function settle(rounds = 5): Promise<void> {
 
 async function main(): Promise<void> {
   if (mode.endsWith('rss')) {
-    // Warm-up with as many cycles as are measured: the first 10,000 grow RSS by
-    // about 40 MB on any backend (V8 heap and ArrayBuffer allocator sizing),
-    // after which it stays flat; a leak keeps growing.
-    // EventLoops and Rings are collected every 1,000 cycles: V8 does not see
-    // their native memory, so without it the garbage between two collections
-    // (and so the RSS glibc keeps afterwards) grows with the cycle count
-    // (measured: RSS 186 MB after 10,000 unsettled EventLoops, 510 MB after
-    // 40,000, with the JS heap at 4 MB throughout).
-    // With that, 5,000 cycles are warm-up enough.
-    const chunk = mode === 'rss' ? Infinity : 1000;
+    // Warm-up first (Pollers: as many cycles as are measured; EventLoops and
+    // Rings: 5,000): the first thousands grow RSS by tens of MB (V8 heap and
+    // ArrayBuffer allocator sizing), after which it stays flat; a leak keeps
+    // growing. Everything is collected every 1,000 cycles: V8 does not see
+    // the native memory of these objects, so otherwise the garbage between
+    // two collections, and the RSS the allocator keeps afterwards, depends on
+    // when V8 happens to collect (measured: RSS 186 MB after 10,000 unsettled
+    // EventLoops, 510 MB after 40,000, the JS heap at 4 MB throughout;
+    // 10,000 unsettled select Pollers once grew RSS by 78 MB under ASan, 2-4 MB
+    // in every other run).
+    const chunk = 1000;
     const run = async (cycles: number) => {
       for (let i = 0; i < cycles; i++) {
         cycle(true);
