@@ -14,6 +14,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   iomux::InitBench(env, exports);
   iomux::InitTestHooks(env, exports);
   iomux::InitSignalPipe(env, exports);
+  iomux::InitKqueue(env, exports);
   return exports;
 }
 

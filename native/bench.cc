@@ -11,11 +11,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/select.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #endif
 #if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
     defined(__NetBSD__) || defined(__DragonFly__) || defined(IOMUX_LIBKQUEUE)

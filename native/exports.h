@@ -15,4 +15,5 @@ void InitLoadgen(Napi::Env env, Napi::Object exports);
 void InitBench(Napi::Env env, Napi::Object exports);
 void InitTestHooks(Napi::Env env, Napi::Object exports);  // after InitSys: adds to exports.sys
 void InitSignalPipe(Napi::Env env, Napi::Object exports);
+void InitKqueue(Napi::Env env, Napi::Object exports);
 }  // namespace iomux

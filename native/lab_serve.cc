@@ -17,6 +17,7 @@
 #include "exports.h"
 #include "js_util.h"
 #include "lab_server.h"
+#include "posix_compat.h"
 #include "uring_probe.h"
 
 namespace iomux {
@@ -44,7 +45,7 @@ int ListenTcp(const std::string& host, int port, int backlog, bool nonblock, boo
     *err = {-EINVAL, "inet_pton"};
     return err->rc;
   }
-  int fd = socket(domain, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+  int fd = SocketCloexec(domain, SOCK_STREAM, nonblock);
   if (fd < 0) {
     *err = {-errno, "socket"};
     return err->rc;
@@ -81,7 +82,7 @@ void TuneAccepted(int fd) {
 
 bool SendAll(int fd, const char* buf, size_t len, ServerStats& stats) {
   while (len > 0) {
-    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+    ssize_t n = send(fd, buf, len, kSendNoSignal);
     if (n < 0) {
       if (errno == EINTR) continue;
       stats.errors.fetch_add(1, std::memory_order_relaxed);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "lab_server.h"
+#include "posix_compat.h"
 
 namespace iomux {
 namespace lab {
@@ -30,7 +31,7 @@ class ThreadPoolServer final : public LabServer {
     cfg_ = cfg;
     listen_fd_ = ListenTcp(cfg.host, cfg.port, cfg.backlog, true, false, &port_, err);
     if (listen_fd_ < 0) return listen_fd_;
-    if (pipe2(wake_, O_CLOEXEC) < 0) {
+    if (PipeCloexec(wake_) < 0) {
       *err = {-errno, "pipe2"};
       return err->rc;
     }
@@ -93,7 +94,7 @@ class ThreadPoolServer final : public LabServer {
       if (r < 0 && errno == EINTR) continue;
       if (p[1].revents) break;
       if (r <= 0 || !(p[0].revents & POLLIN)) continue;
-      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      int fd = AcceptCloexec(listen_fd_, false);
       if (fd < 0) {
         if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
           stats.errors.fetch_add(1, std::memory_order_relaxed);

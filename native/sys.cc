@@ -24,6 +24,7 @@
 
 #include "exports.h"
 #include "js_util.h"
+#include "sock_error.h"
 
 namespace iomux {
 namespace {
@@ -169,8 +170,13 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
   if (!GetBytes(info[1], &data, &len)) return Num(info.Env(), -EINVAL);
   size_t off = static_cast<size_t>(Int(info, 2)), n = static_cast<size_t>(Int(info, 3));
   if (off > len || n > len - off) return Num(info.Env(), -EINVAL);
-  ssize_t r = read(Int(info, 0, -1), data + off, n);
-  return Num(info.Env(), r < 0 ? -errno : static_cast<double>(r));
+  int fd = Int(info, 0, -1);
+  ssize_t r = read(fd, data + off, n);
+  int rc = r < 0 ? -errno : 0;
+  if (r == 0 || rc == -EAGAIN) {
+    if (int kept = TakeSocketError(fd, true)) return Num(info.Env(), -kept);
+  }
+  return Num(info.Env(), r < 0 ? rc : static_cast<double>(r));
 }
 
 Napi::Value Write(const Napi::CallbackInfo& info) {
@@ -179,7 +185,9 @@ Napi::Value Write(const Napi::CallbackInfo& info) {
   if (!GetBytes(info[1], &data, &len)) return Num(info.Env(), -EINVAL);
   size_t off = static_cast<size_t>(Int(info, 2)), n = static_cast<size_t>(Int(info, 3));
   if (off > len || n > len - off) return Num(info.Env(), -EINVAL);
-  ssize_t r = write(Int(info, 0, -1), data + off, n);
+  int fd = Int(info, 0, -1);
+  if (int kept = TakeSocketError(fd)) return Num(info.Env(), -kept);
+  ssize_t r = write(fd, data + off, n);
   return Num(info.Env(), r < 0 ? -errno : static_cast<double>(r));
 }
 
@@ -202,15 +210,22 @@ Napi::Value Readv(const Napi::CallbackInfo& info) {
   std::vector<iovec> iov;
   int rc = Iovecs(info, &iov);
   if (rc < 0) return Num(info.Env(), rc);
-  ssize_t r = readv(Int(info, 0, -1), iov.data(), static_cast<int>(iov.size()));
-  return Num(info.Env(), r < 0 ? -errno : static_cast<double>(r));
+  int fd = Int(info, 0, -1);
+  ssize_t r = readv(fd, iov.data(), static_cast<int>(iov.size()));
+  rc = r < 0 ? -errno : 0;
+  if (r == 0 || rc == -EAGAIN) {
+    if (int kept = TakeSocketError(fd, true)) return Num(info.Env(), -kept);
+  }
+  return Num(info.Env(), r < 0 ? rc : static_cast<double>(r));
 }
 
 Napi::Value Writev(const Napi::CallbackInfo& info) {
   std::vector<iovec> iov;
   int rc = Iovecs(info, &iov);
   if (rc < 0) return Num(info.Env(), rc);
-  ssize_t r = writev(Int(info, 0, -1), iov.data(), static_cast<int>(iov.size()));
+  int fd = Int(info, 0, -1);
+  if (int kept = TakeSocketError(fd)) return Num(info.Env(), -kept);
+  ssize_t r = writev(fd, iov.data(), static_cast<int>(iov.size()));
   return Num(info.Env(), r < 0 ? -errno : static_cast<double>(r));
 }
 
@@ -221,6 +236,7 @@ Napi::Value Shutdown(const Napi::CallbackInfo& info) {
 
 Napi::Value Close(const Napi::CallbackInfo& info) {
   // Linux releases the fd even when close() reports EINTR: never retry.
+  ForgetSocketError(Int(info, 0, -1));
   int rc = close(Int(info, 0, -1));
   return Num(info.Env(), rc < 0 && errno != EINTR ? -errno : 0);
 }
@@ -253,6 +269,7 @@ Napi::Value GetSockOpt(const Napi::CallbackInfo& info) {
   int value = 0;
   socklen_t len = sizeof value;
   if (getsockopt(fd, level, name, &value, &len) < 0) return Num(info.Env(), -errno);
+  if (level == SOL_SOCKET && name == SO_ERROR && value == 0) value = TakeSocketError(fd);
   return Num(info.Env(), value);
 }
 

@@ -39,7 +39,10 @@ const answers = {
   'uring-libs': () => (hasUring ? uringLibs() : ''),
   'has-kqueue': () => (hasKqueue ? '1' : '0'),
   'kqueue-cflags': () => (hasKqueue ? pkg(['--cflags', 'libkqueue']) || '' : ''),
-  'kqueue-libs': () => (hasKqueue ? pkg(['--libs', 'libkqueue']) || '-lkqueue' : ''),
+  // -z nodelete: libkqueue runs a monitor thread of its own; were Node to
+  // unload the addon (and with it libkqueue) when the last worker using it
+  // exits, that thread would run on in unmapped code.
+  'kqueue-libs': () => (hasKqueue ? `${pkg(['--libs', 'libkqueue']) || '-lkqueue'} -Wl,-z,nodelete` : ''),
 };
 
 const q = process.argv[2];

@@ -21,6 +21,12 @@ export interface LoadOptions {
   depth?: number;
   /** Seconds of measured run. Default 5. */
   duration?: number;
+  /** Seconds of traffic on the same connections before the measured run
+   * (answers verified, not measured: not in requests, rps or latency). Default 0. */
+  warmup?: number;
+  /** Ends the warm-up early when aborted (e.g. once the server has accepted
+   * every connection); `warmup` is then the longest it may last. */
+  endWarmup?: AbortSignal;
   /** Open loop: total requests per second on a fixed schedule; latency is
    * measured from each request's intended send time. 0 (default) = closed loop. */
   rate?: number;
@@ -28,6 +34,10 @@ export interface LoadOptions {
   workUs?: number;
   /** http: the fraction of requests that are /work?us=workUs (0..1). */
   workRatio?: number;
+  /** The fraction of connections that send requests, (0..1]; the others are
+   * opened and held idle for the whole run (e.g. 0.01: 1% active). The active
+   * ones, ceil(ratio * conns) and at least one, are spread evenly. Default 1. */
+  activeRatio?: number;
   protocol?: LabProtocol;
   /** Load-generator threads, each with its own epoll set. Default: 1 on <= 2 cores, else cores / 2 (max 8). */
   threads?: number;
@@ -98,7 +108,7 @@ export interface FaultResult {
 
 export interface LoadProgress {
   elapsedS: number;
-  phase: 'connect' | 'run' | 'drain' | 'stop';
+  phase: 'connect' | 'warmup' | 'run' | 'drain' | 'stop';
   connected: number;
   requests: number;
   errors: number;
@@ -149,6 +159,12 @@ export interface LoadResult {
   /** Connections that sent requests and never got a single answer (e.g. queued in a thread pool). */
   idleConns: number;
   workRequests: number;
+  warmupS: number;
+  /** Requests answered (and verified) during the warm-up. */
+  warmupRequests: number;
+  /** Connections that send requests (all of them unless activeRatio < 1). */
+  activeConns: number;
+  activeRatio: number;
   bytesSent: number;
   bytesReceived: number;
   bytesVerified: number;
@@ -197,9 +213,11 @@ interface Validated {
   size: number;
   depth: number;
   durationS: number;
+  warmupS: number;
   rate: number;
   workUs: number;
   workRatio: number;
+  activeRatio: number;
   protocol: LabProtocol;
   threads: number;
   sources: number;
@@ -228,11 +246,14 @@ export function validateLoadOptions(o: LoadOptions): Validated {
   const size = intOpt(o.size, 'size', 1, 1 << 20, 64);
   const depth = intOpt(o.depth, 'depth', 1, 4096, 1);
   const durationS = numberOpt(o.duration, 'duration', 0.01, 86_400, 5);
+  const warmupS = numberOpt(o.warmup, 'warmup', 0, 86_400, 0);
   const rate = numberOpt(o.rate, 'rate', 0, 1e8, 0);
   const workUs = intOpt(o.workUs, 'workUs', 0, 10_000_000, 0);
   const workRatio = numberOpt(o.workRatio, 'workRatio', 0, 1, 0);
   if (protocol !== 'http' && (workRatio > 0 || workUs > 0)) throw new RangeError('workUs and workRatio need protocol http');
   if (workRatio > 0 && workUs === 0) throw new RangeError('workRatio > 0 needs workUs > 0');
+  const activeRatio = numberOpt(o.activeRatio, 'activeRatio', 0, 1, 1);
+  if (activeRatio === 0) throw new RangeError('activeRatio must be in (0, 1], got 0');
   const threads = Math.min(intOpt(o.threads, 'threads', 1, 256, defaultLoadThreads()), conns);
   const loopback = net.isIPv4(host) && host.startsWith('127.');
   const sources = intOpt(o.sources, 'sources', 1, 254, loopback ? Math.min(254, Math.ceil(conns / 4000)) : 1);
@@ -261,7 +282,7 @@ export function validateLoadOptions(o: LoadOptions): Validated {
   const faultDeepFloodBytes = intOpt(o.faultDeepFloodBytes, 'faultDeepFloodBytes', 0, 1 << 30, 8 * 1024 * 1024);
   const faultSeed = intOpt(o.faultSeed, 'faultSeed', 0, 0xffffffff, 1);
   return {
-    host, port, conns, size, depth, durationS, rate, workUs, workRatio, protocol, threads, sources, connectTimeoutS, drainS, progressMs,
+    host, port, conns, size, depth, durationS, warmupS, rate, workUs, workRatio, activeRatio, protocol, threads, sources, connectTimeoutS, drainS, progressMs,
     faultRatio, faultKinds, faultDelayMs, faultStallMs, faultFloodBytes, faultDeepFloodBytes, faultSeed,
   };
 }
@@ -280,6 +301,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   }
   const signal = options.signal;
   if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+  const endWarmup = options.endWarmup;
+  if (endWarmup !== undefined && !(endWarmup instanceof AbortSignal)) throw new TypeError(`endWarmup must be an AbortSignal, got ${typeOf(endWarmup)}`);
   const onProgress = options.onProgress;
   const handle = native.loadRun(
     { ...v, protocol: v.protocol === 'http' ? 1 : 0 },
@@ -287,6 +310,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   );
   const abort = () => handle.cancel();
   signal?.addEventListener('abort', abort, { once: true });
+  const warmedUp = () => handle.endWarmup();
+  if (endWarmup?.aborted) warmedUp();
+  else endWarmup?.addEventListener('abort', warmedUp, { once: true });
   try {
     const r = await handle.done;
     if (typeof r.rc === 'number') throw new ErrnoError(-r.rc, r.syscall);
@@ -300,11 +326,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       rate: v.rate,
       workUs: v.workUs,
       workRatio: v.workRatio,
+      activeRatio: v.activeRatio,
+      warmupS: v.warmupS,
       threads: v.threads,
       sources: v.sources,
       ...r,
     } as LoadResult;
   } finally {
     signal?.removeEventListener('abort', abort);
+    endWarmup?.removeEventListener('abort', warmedUp);
   }
 }
