@@ -313,7 +313,7 @@ async function rampArch(
         step.pssKb = rep.peak.pssKb;
         step.vmSizeKb = rep.peak.vmSizeKb;
         step.threads = rep.peak.threads;
-        step.ctxSwitches = rep.ctxSwitches;
+        step.ctxSwitches = r.ctx ? { voluntary: r.ctx.voluntary, involuntary: r.ctx.involuntary } : null;
         const n = step.accepted !== null && step.accepted > 0 ? Math.min(step.accepted, res?.connected ?? 0) : res?.connected ?? 0;
         const base = out.baseline;
         if (n > 0 && base) {

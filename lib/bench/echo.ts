@@ -260,8 +260,10 @@ async function runCell(v: Variant, conns: number, size: number, o: { duration: n
       cell.pssKbPerConn = n > 0 && base.pssKb !== null && rep.peak.pssKb !== null ? (rep.peak.pssKb - base.pssKb) / n : null;
       cell.vmSizeKbPerConn = n > 0 ? (rep.peak.vmSizeKb - base.vmSizeKb) / n : null;
       cell.threads = { baseline: base.threads, peak: rep.peak.threads };
-      cell.ctxSwitches = rep.ctxSwitches;
-      cell.ctxSwitchesPerRequest = res.requests > 0 ? (rep.ctxSwitches.voluntary + rep.ctxSwitches.involuntary) / res.requests : null;
+      if (r.ctx && r.ctx.requests > 0) {
+        cell.ctxSwitches = { voluntary: r.ctx.voluntary, involuntary: r.ctx.involuntary };
+        cell.ctxSwitchesPerRequest = (r.ctx.voluntary + r.ctx.involuntary) / r.ctx.requests;
+      }
     }
     if (res.verifyErrors > 0) cell.problems.push(`${res.verifyErrors} verification errors (${res.firstError ?? ''})`);
     if (res.connectErrors > 0) cell.problems.push(`${res.connectErrors} connect errors (${res.firstConnectError ?? ''})`);
