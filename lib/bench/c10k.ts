@@ -147,7 +147,7 @@ export interface C10kReport {
 
 export function c10kDefaults(quick: boolean) {
   // Quick: one step, past select's FD_SETSIZE (1024).
-  return quick ? { steps: [1500], duration: 1, connectTimeout: 10 } : { steps: [1000, 2000, 5000, 10000], duration: 3, connectTimeout: 30 };
+  return quick ? { steps: [1500], duration: 1, connectTimeout: 10, drain: 1 } : { steps: [1000, 2000, 5000, 10000], duration: 3, connectTimeout: 30, drain: 2 };
 }
 
 export function c10kCommand(quick: boolean): string {
@@ -206,7 +206,7 @@ function emptyStep(conns: number): C10kStep {
 
 async function rampArch(
   v: Variant,
-  o: { steps: number[]; activeRatio: number; duration: number; connectTimeout: number; pinning: Pinning; progress: Progress; onServer?: C10kOptions['onServer'] },
+  o: { steps: number[]; activeRatio: number; duration: number; connectTimeout: number; drain: number; pinning: Pinning; progress: Progress; onServer?: C10kOptions['onServer'] },
 ): Promise<C10kArch> {
   const out: C10kArch = {
     arch: v.label,
@@ -257,7 +257,7 @@ async function rampArch(
           activeRatio: o.activeRatio,
           duration: o.duration,
           connectTimeout: o.connectTimeout,
-          drain: 2,
+          drain: o.drain,
           progressInterval: 500,
         },
         o.pinning,
@@ -392,7 +392,7 @@ export async function benchC10k(options: C10kOptions = {}): Promise<C10kReport> 
         });
         continue;
       }
-      archs.push(await rampArch(v, { steps, activeRatio, duration, connectTimeout, pinning, progress, onServer: options.onServer }));
+      archs.push(await rampArch(v, { steps, activeRatio, duration, connectTimeout, drain: d.drain, pinning, progress, onServer: options.onServer }));
     }
   } finally {
     restore();
