@@ -425,7 +425,9 @@ export function c10kMarkdown(r: C10kReport): string {
   out.push(
     `Ramp to ${Math.max(...r.params.steps).toLocaleString('en-US')} connections in steps of ${r.params.steps.join(', ')}; at each step every connection is opened and, once the server has accepted them all (or the connect timeout of ${r.params.connectTimeoutS} s has passed), held while ${pct}% of them send 64-byte echo requests for ${r.params.durationS} s (closed loop). Accept rate is connections / the time until the server held them all (counted from its open fds; a client's connect completes in the kernel's backlog before the server accepts). Memory per connection is (peak during the step − the idle server before the ramp) / connections the server held. A negative figure means RSS shrank over the run (the heap and freed pages of a Node process move its RSS by about a MiB either way): the cost per connection is then below what this resolves. A ramp stops at the first step where the server died, or not every connection could be made or kept.`,
   );
+  out.push('');
   out.push(`Machine: ${machineLine(r.machine)}. Pinning: ${r.pinning.note}.`);
+  out.push('');
   out.push(`Command: \`${r.command}\``);
   out.push('');
   const summary = [['arch', 'held', 'accept rate /s', 'RSS KiB/conn', 'PSS KiB/conn', 'VmSize KiB/conn', 'threads', `p99 µs (${pct}% active)`, 'what failed first']];

@@ -412,7 +412,9 @@ function ratioOf(r: EchoReport, c: EchoCell, vs: (typeof BASELINES)[number], key
 export function echoMarkdown(r: EchoReport): string {
   const out: string[] = [];
   out.push(`Echo, ${r.params.size} B messages, closed loop, depth 1; each cell a fresh server, its connections opened, a warm-up on them of ${r.params.warmupS} s or until the server has accepted every one (whichever is longer), then ${r.params.durationS} s measured.`);
+  out.push('');
   out.push(`Machine: ${machineLine(r.machine)}. Pinning: ${r.pinning.note}.`);
+  out.push('');
   out.push(`Command: \`${r.command}\``);
   out.push('');
   const perf = [['arch', 'conns', 'req/s', 'p50 µs', 'p99 µs', 'CPU µs/req', '÷ c-epoll', '÷ node-net', 'req/s ÷ c-epoll', 'server cores', 'CPU busy (srv/load)', 'ctx sw/req', 'threads']];
