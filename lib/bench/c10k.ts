@@ -147,7 +147,7 @@ export interface C10kReport {
 
 export function c10kDefaults(quick: boolean) {
   // Quick: one step, past select's FD_SETSIZE (1024).
-  return quick ? { steps: [1500], duration: 1, connectTimeout: 10 } : { steps: [1000, 2000, 5000, 10000], duration: 3, connectTimeout: 30 };
+  return quick ? { steps: [1500], duration: 1, connectTimeout: 10, drain: 1 } : { steps: [1000, 2000, 5000, 10000], duration: 3, connectTimeout: 30, drain: 2 };
 }
 
 export function c10kCommand(quick: boolean): string {
@@ -206,7 +206,7 @@ function emptyStep(conns: number): C10kStep {
 
 async function rampArch(
   v: Variant,
-  o: { steps: number[]; activeRatio: number; duration: number; connectTimeout: number; pinning: Pinning; progress: Progress; onServer?: C10kOptions['onServer'] },
+  o: { steps: number[]; activeRatio: number; duration: number; connectTimeout: number; drain: number; pinning: Pinning; progress: Progress; onServer?: C10kOptions['onServer'] },
 ): Promise<C10kArch> {
   const out: C10kArch = {
     arch: v.label,
@@ -257,7 +257,7 @@ async function rampArch(
           activeRatio: o.activeRatio,
           duration: o.duration,
           connectTimeout: o.connectTimeout,
-          drain: 2,
+          drain: o.drain,
           progressInterval: 500,
         },
         o.pinning,
@@ -313,7 +313,7 @@ async function rampArch(
         step.pssKb = rep.peak.pssKb;
         step.vmSizeKb = rep.peak.vmSizeKb;
         step.threads = rep.peak.threads;
-        step.ctxSwitches = rep.ctxSwitches;
+        step.ctxSwitches = r.ctx ? { voluntary: r.ctx.voluntary, involuntary: r.ctx.involuntary } : null;
         const n = step.accepted !== null && step.accepted > 0 ? Math.min(step.accepted, res?.connected ?? 0) : res?.connected ?? 0;
         const base = out.baseline;
         if (n > 0 && base) {
@@ -392,7 +392,7 @@ export async function benchC10k(options: C10kOptions = {}): Promise<C10kReport> 
         });
         continue;
       }
-      archs.push(await rampArch(v, { steps, activeRatio, duration, connectTimeout, pinning, progress, onServer: options.onServer }));
+      archs.push(await rampArch(v, { steps, activeRatio, duration, connectTimeout, drain: d.drain, pinning, progress, onServer: options.onServer }));
     }
   } finally {
     restore();
@@ -425,7 +425,9 @@ export function c10kMarkdown(r: C10kReport): string {
   out.push(
     `Ramp to ${Math.max(...r.params.steps).toLocaleString('en-US')} connections in steps of ${r.params.steps.join(', ')}; at each step every connection is opened and, once the server has accepted them all (or the connect timeout of ${r.params.connectTimeoutS} s has passed), held while ${pct}% of them send 64-byte echo requests for ${r.params.durationS} s (closed loop). Accept rate is connections / the time until the server held them all (counted from its open fds; a client's connect completes in the kernel's backlog before the server accepts). Memory per connection is (peak during the step − the idle server before the ramp) / connections the server held. A negative figure means RSS shrank over the run (the heap and freed pages of a Node process move its RSS by about a MiB either way): the cost per connection is then below what this resolves. A ramp stops at the first step where the server died, or not every connection could be made or kept.`,
   );
+  out.push('');
   out.push(`Machine: ${machineLine(r.machine)}. Pinning: ${r.pinning.note}.`);
+  out.push('');
   out.push(`Command: \`${r.command}\``);
   out.push('');
   const summary = [['arch', 'held', 'accept rate /s', 'RSS KiB/conn', 'PSS KiB/conn', 'VmSize KiB/conn', 'threads', `p99 µs (${pct}% active)`, 'what failed first']];

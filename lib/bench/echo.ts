@@ -260,8 +260,10 @@ async function runCell(v: Variant, conns: number, size: number, o: { duration: n
       cell.pssKbPerConn = n > 0 && base.pssKb !== null && rep.peak.pssKb !== null ? (rep.peak.pssKb - base.pssKb) / n : null;
       cell.vmSizeKbPerConn = n > 0 ? (rep.peak.vmSizeKb - base.vmSizeKb) / n : null;
       cell.threads = { baseline: base.threads, peak: rep.peak.threads };
-      cell.ctxSwitches = rep.ctxSwitches;
-      cell.ctxSwitchesPerRequest = res.requests > 0 ? (rep.ctxSwitches.voluntary + rep.ctxSwitches.involuntary) / res.requests : null;
+      if (r.ctx && r.ctx.requests > 0) {
+        cell.ctxSwitches = { voluntary: r.ctx.voluntary, involuntary: r.ctx.involuntary };
+        cell.ctxSwitchesPerRequest = (r.ctx.voluntary + r.ctx.involuntary) / r.ctx.requests;
+      }
     }
     if (res.verifyErrors > 0) cell.problems.push(`${res.verifyErrors} verification errors (${res.firstError ?? ''})`);
     if (res.connectErrors > 0) cell.problems.push(`${res.connectErrors} connect errors (${res.firstConnectError ?? ''})`);
@@ -410,7 +412,9 @@ function ratioOf(r: EchoReport, c: EchoCell, vs: (typeof BASELINES)[number], key
 export function echoMarkdown(r: EchoReport): string {
   const out: string[] = [];
   out.push(`Echo, ${r.params.size} B messages, closed loop, depth 1; each cell a fresh server, its connections opened, a warm-up on them of ${r.params.warmupS} s or until the server has accepted every one (whichever is longer), then ${r.params.durationS} s measured.`);
+  out.push('');
   out.push(`Machine: ${machineLine(r.machine)}. Pinning: ${r.pinning.note}.`);
+  out.push('');
   out.push(`Command: \`${r.command}\``);
   out.push('');
   const perf = [['arch', 'conns', 'req/s', 'p50 µs', 'p99 µs', 'CPU µs/req', '÷ c-epoll', '÷ node-net', 'req/s ÷ c-epoll', 'server cores', 'CPU busy (srv/load)', 'ctx sw/req', 'threads']];
