@@ -37,6 +37,39 @@ function statuses(raw: Buffer): number[] {
 
 const GET = (p: string, extra = '') => `GET ${p} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
 
+const JS_ARCHS = ['reactor', 'proactor', 'reactor-pool', 'multi-reactor', 'multi-reactor-exclusive'].filter((name) => {
+  const av = findArch(name)!.availability();
+  if (!av.available) console.log(`lab-archs: ${name} skipped: ${av.reason}`);
+  return av.available;
+});
+
+describe.each(JS_ARCHS)('%s speaks the documented bytes', (arch) => {
+  it('malformed requests get exactly the 400 and a close; pipelined answers are byte-exact; a body is skipped; POST is 405', async () => {
+    const s = await serve(['--arch', arch, '--protocol', 'http']);
+    try {
+      const bad = ['GET / HTTP/2.0\r\n\r\n', 'GET nope HTTP/1.1\r\n\r\n', 'GET / HTTP/1.1\r\nBad Header\r\n\r\n',
+        'GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n', 'GET /work?us=abc HTTP/1.1\r\n\r\n',
+        'GET /work?us=99999999 HTTP/1.1\r\n\r\n', 'GET /work HTTP/1.1\r\n\r\n', ' GET / HTTP/1.1\r\n\r\n',
+        'GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 'GET /' + 'a'.repeat(9000), '\x00\x01garbage'];
+      for (const req of bad) {
+        const { data, closed } = await exchange(s.port, [req]);
+        expect(closed, JSON.stringify(req.slice(0, 40))).toBe(true);
+        expect(data.equals(RESPONSES.badRequest), JSON.stringify(req.slice(0, 40))).toBe(true);
+      }
+      const want = Buffer.concat([RESPONSES.notAllowed, RESPONSES.hello, RESPONSES.notFound, RESPONSES.hello, RESPONSES.helloClose]);
+      const { data, closed } = await exchange(
+        s.port,
+        ['POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello' + GET('/') + GET('/x') + GET('/work?us=100'), GET('/', 'Connection: close\r\n') + GET('/')],
+        { timeoutMs: 5000 },
+      );
+      expect(closed).toBe(true);
+      expect(data.toString('latin1')).toBe(want.toString('latin1'));
+    } finally {
+      expect((await s.stop()).code).toBe(0);
+    }
+  });
+});
+
 describe('http-parse: the same decisions as the reference parser (lib/lab/protocol.ts)', () => {
   // Deterministic pseudo-random numbers, so a failure can be replayed.
   let seed = 12345;
@@ -342,8 +375,8 @@ describe.skipIf(!Ring.probe().available)('RingConnection.pause()/resume() (lib/r
 });
 
 describe('reactor-pool', () => {
-  it('answers pipelined requests in order when their CPU work finishes out of order', async () => {
-    const s = await serve(['--arch', 'reactor-pool', '--protocol', 'http', '--workers', '3']);
+  it.each(['level', 'edge'])('answers pipelined requests in order when their CPU work finishes out of order (--mode %s)', async (mode) => {
+    const s = await serve(['--arch', 'reactor-pool', '--protocol', 'http', '--workers', '3', '--mode', mode]);
     try {
       const batch = GET('/work?us=300000') + GET('/missing') + GET('/work?us=1000') + GET('/') + GET('/work?us=100000') + GET('/nope', 'Connection: close\r\n');
       const { data, closed } = await exchange(s.port, [batch], { timeoutMs: 10_000 });

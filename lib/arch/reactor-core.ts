@@ -46,6 +46,8 @@ const MAX_IOV = 64;
 const LINGER_MS = 2000;
 /** Pipelined requests waiting behind CPU work before the connection stops being read. */
 const MAX_HELD = 256;
+/** Edge-triggered: reads of one connection per turn before the others go first. */
+const EDGE_READS_PER_TURN = 16;
 
 /** Indices into the counters array. */
 export const COUNT_ACCEPTED = 0;
@@ -90,6 +92,8 @@ class Conn {
   held: number[] | null = null;
   heldHead = 0;
   linger: Timer | null = null;
+  /** Edge-triggered: waiting in ReactorCore.again to be read on. */
+  readLater = false;
 
   constructor(fd: number) {
     this.fd = fd;
@@ -128,6 +132,7 @@ export class ReactorCore {
   private readonly jobConn: Array<Conn | null> = [];
   private readonly jobCode: number[] = [];
   private readonly jobFree: number[] = [];
+  private again: Conn[] = [];
   private stopping = false;
   private finished = false;
   private graceTimer: Timer | null = null;
@@ -278,7 +283,14 @@ export class ReactorCore {
 
   private readable(c: Conn): void {
     const buf = this.rbuf;
+    let reads = 0;
     while (!c.paused && !c.closed && !c.peerEnded) {
+      if (reads++ === EDGE_READS_PER_TURN) {
+        // Edge-triggered and still not drained: the others get their turn
+        // first; this one goes on from an immediate (no new edge will come).
+        this.readLater(c);
+        return;
+      }
       const n: number = native.sys.read(c.fd, buf, 0, BUFFER_SIZE);
       if (n > 0) {
         if (!c.closing) {
@@ -297,6 +309,22 @@ export class ReactorCore {
       }
     }
   }
+
+  private readLater(c: Conn): void {
+    if (c.readLater) return;
+    c.readLater = true;
+    this.again.push(c);
+    if (this.again.length === 1) this.loop.setImmediate(this.readAgain);
+  }
+
+  private readonly readAgain = (): void => {
+    const list = this.again;
+    this.again = [];
+    for (const c of list) {
+      c.readLater = false;
+      if (!c.closed) this.readable(c);
+    }
+  };
 
   private onEcho(c: Conn, n: number): void {
     this.counters[COUNT_REQUESTS]++;
