@@ -62,6 +62,7 @@ struct LoadConfig {
   int size = 64;   // echo message size
   int depth = 1;   // requests in flight per connection
   double duration_s = 1;
+  double warmup_s = 0;  // run this long before the measured window (same connections)
   double rate = 0;  // total requests/s; 0 = closed loop
   int work_us = 0;
   double work_ratio = 0;
@@ -85,7 +86,7 @@ struct Live {
 struct Totals {
   uint64_t completed = 0, in_window = 0, connected = 0, connect_errors = 0, resets = 0, server_closes = 0,
            verify_errors = 0, bytes_sent = 0, bytes_received = 0, bytes_verified = 0, unanswered = 0,
-           idle_conns = 0, work_requests = 0, active_conns = 0;
+           idle_conns = 0, work_requests = 0, active_conns = 0, warmup_completed = 0;
   std::string first_error, first_connect_error;
   void Add(const Totals& o) {
     completed += o.completed;
@@ -102,6 +103,7 @@ struct Totals {
     idle_conns += o.idle_conns;
     work_requests += o.work_requests;
     active_conns += o.active_conns;
+    warmup_completed += o.warmup_completed;
     if (first_error.empty()) first_error = o.first_error;
     if (first_connect_error.empty()) first_connect_error = o.first_connect_error;
   }
@@ -109,12 +111,16 @@ struct Totals {
 
 // The phases, published by the coordinator.
 enum Phase : int { kConnect = 0, kRun = 1, kDrain = 2, kStop = 3 };
+// Reported to JS as "warmup": the run phase before t_measure.
+constexpr int kWarmupReport = 4;
 
 struct Shared {
   LoadConfig cfg;
   std::atomic<int> phase{kConnect};
-  std::atomic<int64_t> t_start{0}, t_end{0}, t_drain_end{0};
+  // t_start: the run begins (warm-up first); t_measure: the measured window begins.
+  std::atomic<int64_t> t_start{0}, t_measure{0}, t_end{0}, t_drain_end{0};
   std::atomic<bool> cancelled{false};
+  std::atomic<bool> end_warmup{false};  // JS asked to end the warm-up now
 };
 
 // ---- the echo pattern ---------------------------------------------------------
@@ -633,9 +639,13 @@ class Worker {
     c.inflight--;
     c.answered++;
     outstanding_--;
-    hist.Record(static_cast<uint64_t>(std::max<int64_t>(now - start, 0)));
-    totals.completed++;
-    if (now <= sh_->t_end.load(std::memory_order_relaxed)) totals.in_window++;
+    if (now < sh_->t_measure.load(std::memory_order_relaxed)) {
+      totals.warmup_completed++;  // answered during the warm-up: verified, not measured
+    } else {
+      hist.Record(static_cast<uint64_t>(std::max<int64_t>(now - start, 0)));
+      totals.completed++;
+      if (now <= sh_->t_end.load(std::memory_order_relaxed)) totals.in_window++;
+    }
     live.completed.fetch_add(1, std::memory_order_relaxed);
     if (cfg_.rate <= 0 && sh_->phase.load(std::memory_order_relaxed) == kRun && now < sh_->t_end.load(std::memory_order_relaxed)) {
       c.stamps.push_back(now);
@@ -707,10 +717,16 @@ struct Run {
     std::lock_guard<std::mutex> lk(mu);
     cv.notify_all();
   }
-  // Sleeps until `until` (monotonic ns) or cancellation.
-  void SleepUntil(int64_t until) {
+  void EndWarmup() {
+    shared.end_warmup.store(true);
+    std::lock_guard<std::mutex> lk(mu);
+    cv.notify_all();
+  }
+  // Sleeps until `until` (monotonic ns) or cancellation (or, with
+  // `warmup_end`, until JS ends the warm-up).
+  void SleepUntil(int64_t until, bool warmup_end = false) {
     std::unique_lock<std::mutex> lk(mu);
-    while (!shared.cancelled.load() && NowNs() < until)
+    while (!shared.cancelled.load() && !(warmup_end && shared.end_warmup.load()) && NowNs() < until)
       cv.wait_for(lk, std::chrono::nanoseconds(std::max<int64_t>(until - NowNs(), 0)));
   }
 };
@@ -733,6 +749,7 @@ Napi::Object ResultObject(Napi::Env env, const Result& r) {
   n("idleConns", static_cast<double>(t.idle_conns));
   n("workRequests", static_cast<double>(t.work_requests));
   n("activeConns", static_cast<double>(t.active_conns));
+  n("warmupRequests", static_cast<double>(t.warmup_completed));
   n("bytesSent", static_cast<double>(t.bytes_sent));
   n("bytesReceived", static_cast<double>(t.bytes_received));
   n("bytesVerified", static_cast<double>(t.bytes_verified));
@@ -777,14 +794,16 @@ void Coordinate(std::shared_ptr<Run> run) {
       errors += w->live.errors.load(std::memory_order_relaxed);
     }
     int64_t now = NowNs();
-    auto* p = new Progress{static_cast<double>(now - t_ref) / 1e9, sh.phase.load(), connected, done, errors,
+    int phase = sh.phase.load();
+    if (phase == kRun && now < sh.t_measure.load()) phase = kWarmupReport;
+    auto* p = new Progress{static_cast<double>(now - t_ref) / 1e9, phase, connected, done, errors,
                            now > *last_t ? static_cast<double>(done - *last_done) * 1e9 / static_cast<double>(now - *last_t) : 0};
     *last_done = done;
     *last_t = now;
     napi_status st = run->tsfn.NonBlockingCall(p, [](Napi::Env env, Napi::Function cb, Progress* p) {
       Napi::Object o = Napi::Object::New(env);
       o.Set("elapsedS", Num(env, p->elapsed_s));
-      static const char* kNames[] = {"connect", "run", "drain", "stop"};
+      static const char* kNames[] = {"connect", "run", "drain", "stop", "warmup"};
       o.Set("phase", Napi::String::New(env, kNames[p->phase]));
       o.Set("connected", Num(env, static_cast<double>(p->connected)));
       o.Set("requests", Num(env, static_cast<double>(p->completed)));
@@ -817,8 +836,10 @@ void Coordinate(std::shared_ptr<Run> run) {
     }
     int64_t t0 = NowNs();
     result->connect_ms = static_cast<double>(t0 - launch) / 1e6;
-    const int64_t t_end = t0 + static_cast<int64_t>(cfg.duration_s * 1e9);
+    const int64_t t_measure = t0 + static_cast<int64_t>(cfg.warmup_s * 1e9);
+    const int64_t t_end = t_measure + static_cast<int64_t>(cfg.duration_s * 1e9);
     sh.t_start.store(t0);
+    sh.t_measure.store(t_measure);
     sh.t_end.store(t_end);
     sh.t_drain_end.store(t_end + static_cast<int64_t>(cfg.drain_s * 1e9));
     sh.phase.store(kRun, std::memory_order_release);
@@ -827,15 +848,30 @@ void Coordinate(std::shared_ptr<Run> run) {
     last_done = 0;
     last_t = t0;
     next_progress = t0 + step;
-    while (!sh.cancelled && NowNs() < t_end) {
-      run->SleepUntil(std::min(next_progress, t_end));
-      if (NowNs() >= next_progress && NowNs() < t_end) {
+    bool measuring = t_measure <= t0;
+    while (!sh.cancelled && NowNs() < sh.t_end.load()) {
+      const int64_t te = sh.t_end.load();
+      run->SleepUntil(std::min(measuring ? next_progress : std::min(next_progress, t_measure), te), !measuring);
+      if (!measuring && (NowNs() >= t_measure || sh.end_warmup.load())) {
+        if (NowNs() < t_measure) {
+          // Ended early from JS: the measured window starts now.
+          const int64_t now = NowNs();
+          sh.t_measure.store(now);
+          sh.t_end.store(now + static_cast<int64_t>(cfg.duration_s * 1e9));
+          sh.t_drain_end.store(sh.t_end.load() + static_cast<int64_t>(cfg.drain_s * 1e9));
+          for (auto& w : workers) w->Wake();
+        }
+        measuring = true;
+        progress(t0, &last_done, &last_t);  // the warm-up is over: a phase change
+        continue;
+      }
+      if (NowNs() >= next_progress && NowNs() < sh.t_end.load()) {
         progress(t0, &last_done, &last_t);
         next_progress += step;
       }
     }
-    int64_t stopped = std::min(NowNs(), t_end);
-    result->duration_s = static_cast<double>(stopped - t0) / 1e9;
+    int64_t stopped = std::min(NowNs(), sh.t_end.load());
+    result->duration_s = static_cast<double>(std::max<int64_t>(stopped - sh.t_measure.load(), 0)) / 1e9;
     result->cancelled = sh.cancelled.load();
     // Drain: wait for the answers still in flight (bounded).
     sh.phase.store(kDrain, std::memory_order_release);
@@ -876,10 +912,10 @@ double NumOf(Napi::Object o, const char* key, double dflt) {
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
 }
 
-// loadRun(config, onProgress) -> {done: Promise<result | {rc, syscall}>, cancel()}
+// loadRun(config, onProgress) -> {done: Promise<result | {rc, syscall}>, cancel(), endWarmup()}
 // config: {host, port, conns, size, depth, durationS, rate, workUs, workRatio,
 // protocol: 0 echo | 1 http, threads, sources, connectTimeoutS, drainS, progressMs,
-// activeRatio}
+// activeRatio, warmupS}
 // (validated by lib/lab/load.ts).
 Napi::Value LoadRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -897,6 +933,7 @@ Napi::Value LoadRun(const Napi::CallbackInfo& info) {
   cfg.size = std::max(1, static_cast<int>(NumOf(c, "size", 64)));
   cfg.depth = std::max(1, static_cast<int>(NumOf(c, "depth", 1)));
   cfg.duration_s = std::min(std::max(NumOf(c, "durationS", 1), 0.0), 86400.0);
+  cfg.warmup_s = std::min(std::max(NumOf(c, "warmupS", 0), 0.0), 86400.0);
   cfg.rate = std::max(NumOf(c, "rate", 0), 0.0);
   cfg.work_us = std::max(0, static_cast<int>(NumOf(c, "workUs", 0)));
   cfg.work_ratio = std::min(std::max(NumOf(c, "workRatio", 0), 0.0), 1.0);
@@ -923,6 +960,12 @@ Napi::Value LoadRun(const Napi::CallbackInfo& info) {
       keep);
   cancel.AddFinalizer([](Napi::Env, std::shared_ptr<Run>* p) { delete p; }, keep);
   handle.Set("cancel", cancel);
+  auto* keep2 = new std::shared_ptr<Run>(run);
+  Napi::Function end_warmup = Napi::Function::New(
+      env, [](const Napi::CallbackInfo& ci) { (*static_cast<std::shared_ptr<Run>*>(ci.Data()))->EndWarmup(); },
+      "endWarmup", keep2);
+  end_warmup.AddFinalizer([](Napi::Env, std::shared_ptr<Run>* p) { delete p; }, keep2);
+  handle.Set("endWarmup", end_warmup);
   return handle;
 }
 

@@ -2,13 +2,15 @@
 // the shape and sanity of the result (never a timing): every field there,
 // finite figures, every byte verified, the ratio rows, failures reported.
 import { spawnSync } from 'node:child_process';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findArch, type RunningServer } from '../lib/arch';
+import { runLoad, type LoadProgress } from '../lib/lab/load';
 import { benchEcho, echoCharts, echoMarkdown, echoSection, type EchoCell, type EchoReport } from '../lib/bench/echo';
 import { parseVariant } from '../lib/bench/lab-run';
 import { bin } from './lab-helpers';
 
 const CELL_KEYS: Array<keyof EchoCell> = [
-  'arch', 'archName', 'backend', 'conns', 'size', 'status', 'error', 'problems', 'serverPid', 'rps', 'requests', 'latencyUs',
+  'arch', 'archName', 'backend', 'conns', 'size', 'status', 'error', 'problems', 'serverPid', 'rps', 'requests', 'warmupRequests', 'accepted', 'latencyUs',
   'cpuUsPerRequest', 'serverCores', 'loadgenCores', 'cpuBusy', 'rssKb', 'pssKb', 'vmSizeKb', 'rssKbPerConn', 'pssKbPerConn',
   'vmSizeKbPerConn', 'threads', 'ctxSwitches', 'ctxSwitchesPerRequest', 'connected', 'connectMs', 'connectErrors', 'resets',
   'serverCloses', 'verifyErrors', 'unanswered', 'idleConns', 'serverExit',
@@ -139,13 +141,13 @@ describe('bench echo: memory chart and arch specs', () => {
   it('draws RSS vs VmSize per connection from cells of 100+ connections', async () => {
     const base: EchoCell = {
       arch: 'threads', archName: 'threads', backend: null, conns: 1000, size: 64, status: 'ok', error: null, problems: [], serverPid: 1,
-      rps: 1, requests: 1, latencyUs: { p50: 1, p90: 1, p99: 1, p999: 1, max: 1, mean: 1 }, cpuUsPerRequest: 10, serverCores: 1,
+      rps: 1, requests: 1, warmupRequests: 1, accepted: 1000, latencyUs: { p50: 1, p90: 1, p99: 1, p999: 1, max: 1, mean: 1 }, cpuUsPerRequest: 10, serverCores: 1,
       loadgenCores: 1, cpuBusy: { serverCpu: 1, loadCpu: 1 }, rssKb: { baseline: 1, peak: 2 }, pssKb: { baseline: 1, peak: 2 },
       vmSizeKb: { baseline: 1, peak: 2 }, rssKbPerConn: 13, pssKbPerConn: 12, vmSizeKbPerConn: 8200, threads: { baseline: 8, peak: 1008 },
       ctxSwitches: { voluntary: 1, involuntary: 1 }, ctxSwitchesPerRequest: 1, connected: 1000, connectMs: 1, connectErrors: 0, resets: 0,
       serverCloses: 0, verifyErrors: 0, unanswered: 0, idleConns: 0, serverExit: 'exit code 0',
     };
-    const charts = await echoCharts({ params: { size: 64 }, cells: [base, { ...base, arch: 'c-epoll', rssKbPerConn: 0.1, vmSizeKbPerConn: 0 }] } as EchoReport);
+    const charts = await echoCharts({ params: { size: 64, conns: [1000, 10000] }, cells: [base, { ...base, arch: 'c-epoll', rssKbPerConn: 0.1, vmSizeKbPerConn: 0 }] } as EchoReport);
     const mem = charts.find((c) => c.file === 'echo-memory-per-connection.svg')!;
     expect(mem.svg).toContain('memory per connection');
     expect(mem.svg).toContain('VmSize');
@@ -180,4 +182,66 @@ describe('bench-lab echo CLI', () => {
     const r = spawnSync(process.execPath, [bin, 'bench-lab', 'nope'], { encoding: 'utf8', timeout: 30_000 });
     expect(r.status).toBe(2);
   }, 60_000);
+});
+
+describe('load generator: warmup', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await findArch('c-epoll')!.start({ protocol: 'echo', host: '127.0.0.1', port: 0 });
+  });
+  afterAll(() => server.close());
+
+  it('runs on the same connections first, verified but not measured', async () => {
+    const phases: string[] = [];
+    const r = await runLoad({
+      port: server.port,
+      conns: 4,
+      warmup: 0.3,
+      duration: 0.3,
+      progressInterval: 50,
+      onProgress: (p: LoadProgress) => {
+        if (phases[phases.length - 1] !== p.phase) phases.push(p.phase);
+      },
+    });
+    expect(phases).toContain('warmup');
+    expect(phases.indexOf('warmup')).toBeLessThan(phases.indexOf('run'));
+    expect(phases.indexOf('run')).toBeLessThan(phases.indexOf('drain'));
+    expect(r.warmupS).toBe(0.3);
+    expect(r.warmupRequests).toBeGreaterThan(0);
+    expect(r.requests).toBeGreaterThan(0);
+    // Only the measured requests are in the histogram.
+    expect(r.latencyUs.count).toBe(r.requests);
+    expect(r.durationS).toBeLessThanOrEqual(0.3 + 1e-6);
+    expect(r.connected).toBe(4);
+    expect(r.verifyErrors).toBe(0);
+  });
+
+  it('ends the warm-up early when endWarmup is aborted', async () => {
+    const end = new AbortController();
+    const t0 = performance.now();
+    const r = await runLoad({
+      port: server.port,
+      conns: 2,
+      warmup: 60,
+      duration: 0.3,
+      endWarmup: end.signal,
+      progressInterval: 50,
+      onProgress: (p) => {
+        if (p.phase === 'warmup' && p.requests > 0) end.abort();
+      },
+    });
+    expect(performance.now() - t0).toBeLessThan(30_000);
+    expect(r.warmupRequests).toBeGreaterThan(0);
+    expect(r.requests).toBeGreaterThan(0);
+    expect(r.durationS).toBeLessThanOrEqual(0.3 + 1e-6);
+    expect(r.latencyUs.count).toBe(r.requests);
+    await expect(runLoad({ port: server.port, endWarmup: 'now' as unknown as AbortSignal })).rejects.toThrow(TypeError);
+  });
+
+  it('defaults to none and rejects a negative warm-up', async () => {
+    const r = await runLoad({ port: server.port, conns: 2, duration: 0.2 });
+    expect(r.warmupS).toBe(0);
+    expect(r.warmupRequests).toBe(0);
+    await expect(runLoad({ port: server.port, warmup: -1 })).rejects.toThrow(RangeError);
+  });
 });

@@ -11,8 +11,9 @@ import { findArch } from '../arch';
 import { raiseFileLimit } from '../lab/load';
 import { readProcess } from '../lab/metrics';
 import { native } from '../native';
-import { barChart, lineChart, type Point } from './charts';
+import { barChart, type Point } from './charts';
 import {
+  countFds,
   describeExit,
   effectiveBackend,
   machineInfo,
@@ -24,6 +25,7 @@ import {
   sampledRun,
   startServer,
   variantAvailability,
+  waitForFds,
   type MachineInfo,
   type Pinning,
   type Variant,
@@ -64,6 +66,8 @@ export type FailureKind =
   | 'resets'
   | 'server-closes'
   | 'never-answered'
+  | 'fd-setsize'
+  | 'not-accepted'
   | 'unanswered';
 
 export interface Failure {
@@ -80,8 +84,14 @@ export interface C10kStep {
   connected: number | null;
   activeConns: number | null;
   connectMs: number | null;
-  /** Connections per second while opening them all. */
+  /** Connections per second while opening them all (client side: a connect completes in the server's backlog). */
   connectRate: number | null;
+  /** Connections the server held (its open fds − before the step). */
+  accepted: number | null;
+  /** From the start of the step until the server held every connection (null if it never did). */
+  acceptMs: number | null;
+  /** conns / acceptMs: how fast the server took them. */
+  acceptRate: number | null;
   connectErrors: number | null;
   firstConnectError: string | null;
   resets: number | null;
@@ -117,7 +127,7 @@ export interface C10kArch {
   /** The idle server before the first step. */
   baseline: { rssKb: number; pssKb: number | null; vmSizeKb: number; threads: number } | null;
   steps: C10kStep[];
-  /** The most connections held at once with every one connected. */
+  /** The most connections the server held open at once (connected, not cut, accepted). */
   maxHeld: number;
   /** The first step where anything went wrong, and what. */
   firstFailure: (Failure & { conns: number }) | null;
@@ -167,6 +177,9 @@ function emptyStep(conns: number): C10kStep {
     activeConns: null,
     connectMs: null,
     connectRate: null,
+    accepted: null,
+    acceptMs: null,
+    acceptRate: null,
     connectErrors: null,
     firstConnectError: null,
     resets: null,
@@ -222,6 +235,7 @@ async function rampArch(
   out.serverPid = server.pid;
   o.onServer?.({ label: v.label, pid: server.pid });
   try {
+    const idleFds = countFds(server.pid);
     try {
       const b = readProcess(server.pid, { threads: false });
       out.baseline = { rssKb: b.rssKb, pssKb: b.pssKb, vmSizeKb: b.vmSizeKb, threads: b.threads };
@@ -232,6 +246,8 @@ async function rampArch(
       o.progress.step(`c10k ${v.label}: ${conns} connections, ${Math.round(o.activeRatio * 100 * 100) / 100}% active, ${o.duration} s`);
       const step = emptyStep(conns);
       out.steps.push(step);
+      // The previous step's connections must be gone, or they would count as this step's.
+      if (idleFds !== null) await waitForFds(server.pid, idleFds);
       const r = await sampledRun(
         server,
         {
@@ -245,8 +261,12 @@ async function rampArch(
           progressInterval: 500,
         },
         o.pinning,
+        { waitAccepted: true },
       );
       step.loadgenCores = r.loadgenCores;
+      step.accepted = r.fds.baseline !== null && r.fds.max !== null ? Math.max(0, r.fds.max - r.fds.baseline) : null;
+      step.acceptMs = r.fds.allAcceptedMs;
+      step.acceptRate = r.fds.allAcceptedMs !== null && r.fds.allAcceptedMs > 0 ? conns / (r.fds.allAcceptedMs / 1000) : null;
       step.cpuBusy = r.cpuBusy;
       const res = r.result;
       const problem = (kind: FailureKind, detail: string) => step.problems.push({ kind, detail });
@@ -268,15 +288,22 @@ async function rampArch(
         if (res.connectErrors > 0) problem(classifyConnectError(res.firstConnectError), `${res.connectErrors} of ${conns} connections failed: ${res.firstConnectError ?? ''}`);
         if (res.verifyErrors > 0) problem('verify-errors', `${res.verifyErrors} verification errors: ${res.firstError ?? ''}`);
         if (res.resets > 0) problem('resets', `${res.resets} connections reset: ${res.firstError ?? ''}`);
-        if (res.serverCloses > 0) {
-          const hint =
-            out.backend === 'select'
-              ? ` (select cannot watch an fd >= FD_SETSIZE = ${native.FD_SETSIZE}: connections past it are closed)`
-              : '';
-          problem('server-closes', `${res.serverCloses} of ${conns} connections closed by the server${hint}`);
+        if (res.serverCloses > 0) problem('server-closes', `${res.serverCloses} of ${conns} connections closed by the server`);
+        if (step.accepted !== null && step.accepted < res.connected) {
+          problem('not-accepted', `the server had accepted only ${step.accepted} of ${res.connected} connections by the end of the step`);
         }
         if (res.idleConns > 0) problem('never-answered', `${res.idleConns} of ${res.activeConns} active connections never got an answer`);
         else if (res.unanswered > 0) problem('unanswered', `${res.unanswered} requests never answered`);
+      }
+      // select's limit, named where it is the cause: connections past FD_SETSIZE were cut or never held.
+      const fdSetSize = native.FD_SETSIZE as number;
+      if (res && out.backend === 'select' && conns >= fdSetSize - 16 && (res.serverCloses > 0 || res.resets > 0 || (step.accepted ?? conns) < conns)) {
+        step.problems.unshift({
+          kind: 'fd-setsize',
+          detail:
+            `select cannot watch an fd >= FD_SETSIZE (${fdSetSize}): the server held ${step.accepted ?? '?'} of ${conns} connections; ` +
+            `${res.serverCloses} were closed by it and ${res.resets} reset`,
+        });
       }
       if (r.timedOut) problem('step-timeout', r.error ?? 'the step outlasted its budget');
       else if (r.error) problem('load-error', r.error);
@@ -286,8 +313,8 @@ async function rampArch(
         step.pssKb = rep.peak.pssKb;
         step.vmSizeKb = rep.peak.vmSizeKb;
         step.threads = rep.peak.threads;
-        step.ctxSwitches = rep.ctxSwitches;
-        const n = res?.connected ?? 0;
+        step.ctxSwitches = r.ctx ? { voluntary: r.ctx.voluntary, involuntary: r.ctx.involuntary } : null;
+        const n = step.accepted !== null && step.accepted > 0 ? Math.min(step.accepted, res?.connected ?? 0) : res?.connected ?? 0;
         const base = out.baseline;
         if (n > 0 && base) {
           step.rssKbPerConn = (rep.peak.rssKb - base.rssKb) / n;
@@ -307,9 +334,12 @@ async function rampArch(
       step.failure = step.problems[0] ?? null;
       step.status = hard ? 'failed' : step.problems.length ? 'problem' : 'ok';
       if (step.failure && !out.firstFailure) out.firstFailure = { conns, ...step.failure };
-      if (res && res.connected === conns && !server.exit) out.maxHeld = Math.max(out.maxHeld, conns);
+      if (res && !server.exit) {
+        const held = res.connected - res.serverCloses - res.resets;
+        out.maxHeld = Math.max(out.maxHeld, step.accepted !== null ? Math.min(held, step.accepted) : held);
+      }
       o.progress.note(
-        `c10k ${v.label} ${conns}: ${num(step.connected, 0)} connected at ${num(step.connectRate, 0)}/s, RSS ${num(step.rssKbPerConn, 2)} KiB/conn, VmSize ${num(step.vmSizeKbPerConn, 0)} KiB/conn, ${num(step.threads, 0)} threads, p99 ${num(step.latencyUs?.p99)} µs` +
+        `c10k ${v.label} ${conns}: ${num(step.connected, 0)} connected, ${num(step.accepted, 0)} accepted at ${num(step.acceptRate, 0)}/s, RSS ${num(step.rssKbPerConn, 2)} KiB/conn, VmSize ${num(step.vmSizeKbPerConn, 0)} KiB/conn, ${num(step.threads, 0)} threads, p99 ${num(step.latencyUs?.p99)} µs` +
           (step.failure ? ` — ${step.status === 'failed' ? 'FAILED' : 'problem'}: ${step.failure.kind}: ${step.failure.detail.slice(0, 200)}` : ''),
       );
       if (hard) break;
@@ -383,9 +413,9 @@ export async function benchC10k(options: C10kOptions = {}): Promise<C10kReport> 
 
 // ---- presentation -------------------------------------------------------------
 
-/** The step with the most connections held, every one connected. */
+/** The largest step the server came through holding every connection. */
 function topStep(a: C10kArch): C10kStep | undefined {
-  const held = a.steps.filter((s) => s.connected === s.conns && s.rssKbPerConn !== null);
+  const held = a.steps.filter((s) => s.status !== 'failed' && s.connected === s.conns && s.rssKbPerConn !== null);
   return held[held.length - 1];
 }
 
@@ -393,12 +423,12 @@ export function c10kMarkdown(r: C10kReport): string {
   const out: string[] = [];
   const pct = Math.round(r.params.activeRatio * 100 * 100) / 100;
   out.push(
-    `Ramp to ${Math.max(...r.params.steps).toLocaleString('en-US')} connections in steps of ${r.params.steps.join(', ')}; at each step every connection is opened and held, ${pct}% of them send 64-byte echo requests for ${r.params.durationS} s (closed loop). Memory per connection is (peak during the step − the idle server before the ramp) / connections. A ramp stops at the first step where the server died, or not every connection could be made or kept.`,
+    `Ramp to ${Math.max(...r.params.steps).toLocaleString('en-US')} connections in steps of ${r.params.steps.join(', ')}; at each step every connection is opened and, once the server has accepted them all (or the connect timeout of ${r.params.connectTimeoutS} s has passed), held while ${pct}% of them send 64-byte echo requests for ${r.params.durationS} s (closed loop). Accept rate is connections / the time until the server held them all (counted from its open fds; a client's connect completes in the kernel's backlog before the server accepts). Memory per connection is (peak during the step − the idle server before the ramp) / connections the server held. A negative figure means RSS shrank over the run (the heap and freed pages of a Node process move its RSS by about a MiB either way): the cost per connection is then below what this resolves. A ramp stops at the first step where the server died, or not every connection could be made or kept.`,
   );
   out.push(`Machine: ${machineLine(r.machine)}. Pinning: ${r.pinning.note}.`);
   out.push(`Command: \`${r.command}\``);
   out.push('');
-  const summary = [['arch', 'held', 'connect rate /s', 'RSS KiB/conn', 'PSS KiB/conn', 'VmSize KiB/conn', 'threads', `p99 µs (${pct}% active)`, 'what failed first']];
+  const summary = [['arch', 'held', 'accept rate /s', 'RSS KiB/conn', 'PSS KiB/conn', 'VmSize KiB/conn', 'threads', `p99 µs (${pct}% active)`, 'what failed first']];
   for (const a of r.archs) {
     if (a.status === 'unavailable' || (a.status === 'failed' && a.steps.length === 0)) {
       summary.push([a.arch, '-', '-', '-', '-', '-', '-', '-', a.error ?? '']);
@@ -409,7 +439,7 @@ export function c10kMarkdown(r: C10kReport): string {
     summary.push([
       a.arch,
       a.maxHeld.toLocaleString('en-US'),
-      num(s?.connectRate, 0),
+      num(s?.acceptRate ?? s?.connectRate, 0),
       num(s?.rssKbPerConn, 2),
       num(s?.pssKbPerConn, 2),
       num(s?.vmSizeKbPerConn, 1),
@@ -421,7 +451,7 @@ export function c10kMarkdown(r: C10kReport): string {
   out.push('Summary (at the largest step where every connection was held):');
   out.push('');
   out.push(mdTable(summary));
-  const rows = [['arch', 'conns', 'status', 'connected', 'connect ms', 'connect rate /s', 'RSS MiB', 'RSS KiB/conn', 'PSS KiB/conn', 'VmSize KiB/conn', 'threads', 'p50 µs', 'p99 µs', 'CPU µs/req', 'CPU busy (srv/load)']];
+  const rows = [['arch', 'conns', 'status', 'connected', 'accepted', 'connect ms', 'all accepted ms', 'accept rate /s', 'RSS MiB', 'RSS KiB/conn', 'PSS KiB/conn', 'VmSize KiB/conn', 'threads', 'p50 µs', 'p99 µs', 'CPU µs/req', 'CPU busy (srv/load)']];
   for (const a of r.archs) {
     for (const s of a.steps) {
       rows.push([
@@ -429,8 +459,10 @@ export function c10kMarkdown(r: C10kReport): string {
         s.conns.toLocaleString('en-US'),
         s.status === 'ok' ? 'ok' : `${s.status}: ${s.failure?.kind ?? ''}`,
         num(s.connected, 0),
+        num(s.accepted, 0),
         num(s.connectMs, 0),
-        num(s.connectRate, 0),
+        num(s.acceptMs, 0),
+        num(s.acceptRate, 0),
         s.rssKb === null ? '-' : num(s.rssKb / 1024),
         num(s.rssKbPerConn, 2),
         num(s.pssKbPerConn, 2),
@@ -466,17 +498,8 @@ export async function c10kCharts(r: C10kReport): Promise<Chart[]> {
   if (mem.length) {
     charts.push({
       file: 'c10k-memory-per-connection.svg',
-      caption: `Memory per connection at ${top.toLocaleString('en-US')} connections (or the largest step an arch held, in parentheses): resident (RSS, PSS) vs virtual (VmSize), log scale; a bar is missing where that growth was zero`,
+      caption: `Memory per connection at ${top.toLocaleString('en-US')} connections (or the largest step an arch held, in parentheses): resident (RSS, PSS) vs virtual (VmSize), log scale; a bar is missing where that growth was zero or negative`,
       svg: await barChart(mem, { title: `memory per connection at ${top >= 1000 ? `${top / 1000}k` : top}`, xTitle: 'architecture', yTitle: 'KiB per connection', logY: true }),
-    });
-  }
-  const rss: Point[] = [];
-  for (const a of r.archs) for (const s of a.steps) if (s.rssKb !== null && s.connected) rss.push({ series: a.arch, x: s.conns, y: s.rssKb / 1024 });
-  if (rss.length) {
-    charts.push({
-      file: 'c10k-rss.svg',
-      caption: 'Server RSS while holding N connections (1% active)',
-      svg: await lineChart(rss, { title: 'server RSS vs connections held', xTitle: 'connections', yTitle: 'RSS MiB', logX: true }),
     });
   }
   return charts;

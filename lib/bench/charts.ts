@@ -58,7 +58,7 @@ export function barChart(points: Point[], o: ChartOptions): Promise<string> {
     encoding: {
       x: { field: 'x', type: 'nominal', title: o.xTitle, axis: { labelAngle: -30 } },
       xOffset: { field: 'series' },
-      // Grouped, not stacked: a stacked bar on a log scale starts at log(0) and is never drawn.
+      // Grouped, never stacked: stacked bars on a log scale are not drawn at all.
       y: { field: 'y', type: 'quantitative', title: o.yTitle, scale: o.logY ? { type: 'log' } : {}, stack: null },
       color: { field: 'series', type: 'nominal', title: null },
     },

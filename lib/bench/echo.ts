@@ -8,6 +8,7 @@
 import * as os from 'node:os';
 import { ARCHS } from '../arch';
 import { raiseFileLimit } from '../lab/load';
+import { readProcess, type ProcSnapshot } from '../lab/metrics';
 import { barChart, type Point } from './charts';
 import {
   describeExit,
@@ -41,7 +42,7 @@ export interface EchoOptions {
   size?: number;
   /** Seconds of the measured run. */
   duration?: number;
-  /** Seconds of the warm-up run (same connection count, not measured); 0 = none. */
+  /** Seconds of warm-up on the same connections before the measured run; 0 = none. */
   warmup?: number;
   quick?: boolean;
   /** Pin server and load generator to different CPUs (default true). */
@@ -65,6 +66,10 @@ export interface EchoCell {
   serverPid: number | null;
   rps: number | null;
   requests: number | null;
+  /** Requests answered (and verified) during the warm-up. */
+  warmupRequests: number | null;
+  /** Connections the server held at the end (its open fds − before the load). */
+  accepted: number | null;
   latencyUs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number } | null;
   cpuUsPerRequest: number | null;
   /** Server CPU over the run in cores (1 = its CPU fully busy). */
@@ -149,6 +154,8 @@ function emptyCell(v: Variant, conns: number, size: number, error: string | null
     serverPid: null,
     rps: null,
     requests: null,
+    warmupRequests: null,
+    accepted: null,
     latencyUs: null,
     cpuUsPerRequest: null,
     serverCores: null,
@@ -192,20 +199,43 @@ async function runCell(v: Variant, conns: number, size: number, o: { duration: n
   o.onServer?.({ label: v.label, conns, pid: server.pid });
   const connectTimeout = conns >= 5000 ? 30 : 10;
   try {
-    if (o.warmup > 0) {
-      o.progress.step(`echo ${v.label} ${conns} conns: warm-up ${o.warmup} s`);
-      const w = await sampledRun(server, { port: server.port, conns, size, duration: o.warmup, connectTimeout, drain: 1 }, o.pinning);
-      if (server.exit) return fail(`server ${describeExit(server.exit)} during the warm-up${server.stderr() ? ': ' + server.stderr() : ''}`);
-      if (w.error) return fail(`warm-up: ${w.error}`);
+    // The idle server, before any connection: the memory baseline.
+    let idle: ProcSnapshot | null = null;
+    try {
+      idle = readProcess(server.pid, { threads: false });
+    } catch {
+      idle = null;
     }
-    o.progress.step(`echo ${v.label} ${conns} conns: ${o.duration} s`);
-    const r = await sampledRun(server, { port: server.port, conns, size, duration: o.duration, connectTimeout, drain: 2 }, o.pinning);
+    o.progress.step(`echo ${v.label} ${conns} conns: connecting, ${o.warmup > 0 ? `${o.warmup} s warm-up + ` : ''}${o.duration} s`);
+    let measuring = false;
+    const r = await sampledRun(
+      server,
+      {
+        port: server.port,
+        conns,
+        size,
+        warmup: o.warmup,
+        duration: o.duration,
+        connectTimeout,
+        drain: 2,
+        onProgress: (p) => {
+          if (p.phase === 'run' && !measuring) {
+            measuring = true;
+            o.progress.step(`echo ${v.label} ${conns} conns: ${o.duration} s measured`);
+          }
+        },
+      },
+      o.pinning,
+      { waitAccepted: true },
+    );
     cell.loadgenCores = r.loadgenCores;
     cell.cpuBusy = r.cpuBusy;
     if (r.error || !r.result) return fail(`load generator: ${r.error ?? 'no result'}`);
     const res = r.result;
     cell.rps = res.rps;
     cell.requests = res.requests;
+    cell.warmupRequests = res.warmupRequests;
+    cell.accepted = r.fds.baseline !== null && r.fds.max !== null ? Math.max(0, r.fds.max - r.fds.baseline) : null;
     const L = res.latencyUs;
     cell.latencyUs = { p50: L.p50, p90: L.p90, p99: L.p99, p999: L.p999, max: L.max, mean: L.mean };
     cell.connected = res.connected;
@@ -220,22 +250,27 @@ async function runCell(v: Variant, conns: number, size: number, o: { duration: n
     if (rep) {
       cell.cpuUsPerRequest = res.requests > 0 ? (rep.cpu.totalS * 1e6) / res.requests : null;
       cell.serverCores = rep.wallS > 0 ? rep.cpu.totalS / rep.wallS : null;
-      cell.rssKb = { baseline: rep.first.rssKb, peak: rep.peak.rssKb };
-      cell.pssKb = { baseline: rep.first.pssKb, peak: rep.peak.pssKb };
-      cell.vmSizeKb = { baseline: rep.first.vmSizeKb, peak: rep.peak.vmSizeKb };
-      const n = res.connected;
-      cell.rssKbPerConn = n > 0 ? (rep.peak.rssKb - rep.first.rssKb) / n : null;
-      cell.pssKbPerConn = n > 0 && rep.first.pssKb !== null && rep.peak.pssKb !== null ? (rep.peak.pssKb - rep.first.pssKb) / n : null;
-      cell.vmSizeKbPerConn = n > 0 ? (rep.peak.vmSizeKb - rep.first.vmSizeKb) / n : null;
-      cell.threads = { baseline: rep.first.threads, peak: rep.peak.threads };
-      cell.ctxSwitches = rep.ctxSwitches;
-      cell.ctxSwitchesPerRequest = res.requests > 0 ? (rep.ctxSwitches.voluntary + rep.ctxSwitches.involuntary) / res.requests : null;
+      const base = idle ?? rep.first;
+      cell.rssKb = { baseline: base.rssKb, peak: rep.peak.rssKb };
+      cell.pssKb = { baseline: base.pssKb, peak: rep.peak.pssKb };
+      cell.vmSizeKb = { baseline: base.vmSizeKb, peak: rep.peak.vmSizeKb };
+      // Per connection the server held: its own count when known (a slow acceptor may not have them all).
+      const n = cell.accepted !== null && cell.accepted > 0 ? Math.min(cell.accepted, res.connected) : res.connected;
+      cell.rssKbPerConn = n > 0 ? (rep.peak.rssKb - base.rssKb) / n : null;
+      cell.pssKbPerConn = n > 0 && base.pssKb !== null && rep.peak.pssKb !== null ? (rep.peak.pssKb - base.pssKb) / n : null;
+      cell.vmSizeKbPerConn = n > 0 ? (rep.peak.vmSizeKb - base.vmSizeKb) / n : null;
+      cell.threads = { baseline: base.threads, peak: rep.peak.threads };
+      if (r.ctx && r.ctx.requests > 0) {
+        cell.ctxSwitches = { voluntary: r.ctx.voluntary, involuntary: r.ctx.involuntary };
+        cell.ctxSwitchesPerRequest = (r.ctx.voluntary + r.ctx.involuntary) / r.ctx.requests;
+      }
     }
     if (res.verifyErrors > 0) cell.problems.push(`${res.verifyErrors} verification errors (${res.firstError ?? ''})`);
     if (res.connectErrors > 0) cell.problems.push(`${res.connectErrors} connect errors (${res.firstConnectError ?? ''})`);
     if (res.resets > 0) cell.problems.push(`${res.resets} resets (${res.firstError ?? ''})`);
     if (res.serverCloses > 0) cell.problems.push(`${res.serverCloses} connections closed by the server`);
     if (res.idleConns > 0) cell.problems.push(`${res.idleConns} connections never answered`);
+    if (cell.accepted !== null && cell.accepted < res.connected) cell.problems.push(`the server had accepted only ${cell.accepted} of ${res.connected} connections by the end`);
     if (r.loadgenCores > 0.9) cell.problems.push(`the load generator used ${r.loadgenCores.toFixed(2)} cores: it may have been the limit`);
     if (server.exit) return fail(`server ${describeExit(server.exit)} during the run${server.stderr() ? ': ' + server.stderr() : ''}`);
     if (res.connected === 0) return fail(`nothing connected: ${res.firstConnectError ?? 'unknown'}`);
@@ -376,7 +411,7 @@ function ratioOf(r: EchoReport, c: EchoCell, vs: (typeof BASELINES)[number], key
 /** The tables (Markdown; also what the CLI prints). */
 export function echoMarkdown(r: EchoReport): string {
   const out: string[] = [];
-  out.push(`Echo, ${r.params.size} B messages, closed loop, depth 1; ${r.params.warmupS} s warm-up then ${r.params.durationS} s measured per cell, each cell a fresh server.`);
+  out.push(`Echo, ${r.params.size} B messages, closed loop, depth 1; each cell a fresh server, its connections opened, a warm-up on them of ${r.params.warmupS} s or until the server has accepted every one (whichever is longer), then ${r.params.durationS} s measured.`);
   out.push(`Machine: ${machineLine(r.machine)}. Pinning: ${r.pinning.note}.`);
   out.push(`Command: \`${r.command}\``);
   out.push('');
@@ -417,7 +452,7 @@ export function echoMarkdown(r: EchoReport): string {
   out.push('Throughput and cost (CPU µs/req is the server\'s user + system CPU over the run divided by the requests answered; "÷" columns are ratios to the baseline\'s cell at the same connection count, taken in this run):');
   out.push('');
   out.push(mdTable(perf));
-  out.push('Memory per connection ((peak − baseline) / connections; the baseline is the idle server after the warm-up):');
+  out.push('Memory per connection ((peak during the run − the idle server before the first connection) / connections the server held; for the JS archs this includes what the first requests cost once, JIT and heap growth, which only the larger counts amortise; at 1 connection these figures are noise. A negative figure means RSS shrank over the run (the heap and freed pages of a Node process move its RSS by about a MiB either way): the cost per connection is then below what this resolves.):');
   out.push('');
   out.push(mdTable(mem));
   if (r.targets.length) {
@@ -446,15 +481,16 @@ export async function echoCharts(r: EchoReport): Promise<Chart[]> {
   const largest = new Map<string, (typeof ok)[number]>();
   for (const c of ok) if (c.conns >= 100 && (!largest.has(c.arch) || largest.get(c.arch)!.conns < c.conns)) largest.set(c.arch, c);
   const mem: Point[] = [];
+  const top = Math.max(...r.params.conns);
   for (const c of largest.values()) {
-    const x = `${c.arch} (${c.conns})`;
+    const x = c.conns === top ? c.arch : `${c.arch} (${c.conns})`;
     if (c.rssKbPerConn !== null && c.rssKbPerConn > 0) mem.push({ series: 'RSS', x, y: c.rssKbPerConn });
     if (c.vmSizeKbPerConn !== null && c.vmSizeKbPerConn > 0) mem.push({ series: 'VmSize', x, y: c.vmSizeKbPerConn });
   }
   if (mem.length) {
     charts.push({
       file: 'echo-memory-per-connection.svg',
-      caption: 'Memory per connection, resident (RSS) vs virtual (VmSize), at the largest connection count of each arch (log scale; a bar is missing where that growth was zero)',
+      caption: `Memory per connection, resident (RSS) vs virtual (VmSize), at ${top.toLocaleString('en-US')} connections (or the largest count an arch ran, in parentheses); log scale, a bar is missing where that growth was zero or negative`,
       svg: await barChart(mem, { title: 'memory per connection', xTitle: 'architecture (connections)', yTitle: 'KiB per connection', logY: true }),
     });
   }

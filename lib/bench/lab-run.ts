@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { ARCHS, findArch, type Arch } from '../arch';
 import { backends } from '../poller';
 import { runLoad, type LoadOptions, type LoadResult } from '../lab/load';
-import { ProcessSampler, type SamplerReport } from '../lab/metrics';
+import { readProcess, type ProcSnapshot, type SamplerReport } from '../lab/metrics';
 
 export const BIN = path.join(__dirname, '..', '..', 'bin', 'iomux.js');
 
@@ -313,32 +313,281 @@ export interface SampledRun {
   /** null when the load generator could not start (error says why). */
   result: LoadResult | null;
   error: string | null;
+  /** The server sampled over the measured window (after the warm-up) and the drain. */
   report: SamplerReport | null;
-  /** CPU the load generator's process used over the run, in cores. */
+  /** CPU the load generator's process used over the measured run, in cores. */
   loadgenCores: number;
-  /** How busy the two CPUs were over the run (everything on them, other users included). */
+  /** How busy the two CPUs were over the measured run (everything on them, other users included). */
   cpuBusy: { serverCpu: number | null; loadCpu: number | null };
+  /** The server's open fds: before the load, the most seen, and when it first held every connection. */
+  fds: { baseline: number | null; max: number | null; allAcceptedMs: number | null };
+  /**
+   * Context switches of the server's threads from the start of the measured
+   * window to shortly before its end (every connection still open), and the
+   * requests answered in that time. Read from at most THREAD_SAMPLE threads
+   * and scaled to all of them (`sampledThreads` of `threads`). null when not read.
+   */
+  ctx: { voluntary: number; involuntary: number; requests: number; sampledThreads: number; threads: number } | null;
   /** The watchdog had to cancel the run. */
   timedOut: boolean;
 }
 
+/** Open fds of a process (null when unreadable). */
+export function countFds(pid: number): number | null {
+  try {
+    return fs.readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Per-thread context switches cost one /proc file per thread, about a
+ * millisecond each on a busy machine: 10,000 threads would take seconds and,
+ * read synchronously, stall every timer of the run. So at most this many
+ * threads are read, spread evenly, asynchronously, and the sum is scaled.
+ */
+export const THREAD_SAMPLE = 256;
+
+function pickEvenly<T>(list: readonly T[], k: number): T[] {
+  if (list.length <= k) return [...list];
+  const out: T[] = [];
+  for (let i = 0; i < k; i++) out.push(list[Math.floor((i * list.length) / k)]);
+  return out;
+}
+
+function listTids(pid: number): string[] {
+  try {
+    return fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+}
+
+/** [voluntary, involuntary] context switches of each thread that could still be read. */
+async function readThreadCtx(pid: number, tids: readonly string[]): Promise<Map<string, [number, number]>> {
+  const out = new Map<string, [number, number]>();
+  const one = async (tid: string) => {
+    try {
+      const text = await fs.promises.readFile(`/proc/${pid}/task/${tid}/status`, 'latin1');
+      const v = /\nvoluntary_ctxt_switches:\s*(\d+)/.exec(text);
+      const iv = /\nnonvoluntary_ctxt_switches:\s*(\d+)/.exec(text);
+      if (v && iv) out.set(tid, [Number(v[1]), Number(iv[1])]);
+    } catch {
+      // the thread exited
+    }
+  };
+  for (let i = 0; i < tids.length; i += 32) await Promise.all(tids.slice(i, i + 32).map(one));
+  return out;
+}
+
+/**
+ * RSS/PSS/VmSize/threads and CPU of a process every 250 ms, without the
+ * per-thread files (cheap even with 10,000 threads): first, last, peaks.
+ */
+class WindowSampler {
+  readonly first: ProcSnapshot;
+  last: ProcSnapshot;
+  samples = 1;
+  peak: { rssKb: number; pssKb: number | null; vmSizeKb: number; threads: number };
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(readonly pid: number) {
+    this.first = this.last = readProcess(pid, { threads: false });
+    this.peak = { rssKb: this.first.rssKb, pssKb: this.first.pssKb, vmSizeKb: this.first.vmSizeKb, threads: this.first.threads };
+    const tick = () => {
+      this.sampleNow();
+      this.timer = setTimeout(tick, 250);
+      this.timer.unref();
+    };
+    this.timer = setTimeout(tick, 250);
+    this.timer.unref();
+  }
+
+  sampleNow(): void {
+    let s: ProcSnapshot;
+    try {
+      s = readProcess(this.pid, { threads: false });
+    } catch {
+      return;  // gone
+    }
+    this.last = s;
+    this.samples++;
+    this.peak.rssKb = Math.max(this.peak.rssKb, s.rssKb);
+    if (s.pssKb !== null) this.peak.pssKb = Math.max(this.peak.pssKb ?? 0, s.pssKb);
+    this.peak.vmSizeKb = Math.max(this.peak.vmSizeKb, s.vmSizeKb);
+    this.peak.threads = Math.max(this.peak.threads, s.threads);
+  }
+
+  stop(ctx: { voluntary: number; involuntary: number }): SamplerReport {
+    if (this.timer) clearTimeout(this.timer);
+    this.sampleNow();
+    const userS = this.last.userS - this.first.userS;
+    const sysS = this.last.sysS - this.first.sysS;
+    return {
+      pid: this.pid,
+      samples: this.samples,
+      first: this.first,
+      last: this.last,
+      peak: { ...this.peak },
+      cpu: { userS, sysS, totalS: userS + sysS },
+      ctxSwitches: ctx,
+      wallS: (this.last.t - this.first.t) / 1000,
+    };
+  }
+}
+
+/**
+ * Waits (bounded) until a server's open fds are back to `target` or fewer,
+ * i.e. it has closed the connections of a previous run. Resolves with the
+ * count seen last (null when unreadable).
+ */
+export async function waitForFds(pid: number, target: number, timeoutMs = 10_000): Promise<number | null> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const n = countFds(pid);
+    if (n === null || n <= target || performance.now() >= deadline) return n;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /**
  * Runs the load generator against a server process while sampling it, with a
- * watchdog: a run that outlasts its own connect timeout + duration + drain by
- * more than `slackS` is cancelled (and reported), so nothing hangs.
+ * watchdog: a run that outlasts its own connect timeout + warm-up + duration
+ * + drain by more than `slackS` is cancelled (and reported), so nothing
+ * hangs. With `load.warmup`, the server is sampled from the end of the
+ * warm-up (CPU, peaks, context switches); memory baselines are the caller's.
+ * With `waitAccepted`, the warm-up also lasts until the server holds every
+ * connection (bounded by the connect timeout), so a slow acceptor is measured
+ * holding them all rather than while still accepting. The server's open fds
+ * are counted every 50 ms until it holds every connection, which is when it
+ * has accepted them all (a client's connect completes in the kernel's
+ * backlog before that).
  */
-export async function sampledRun(server: ServerProcess, load: LoadOptions, pinning: Pinning, slackS = 20): Promise<SampledRun> {
-  let sampler: ProcessSampler | null = new ProcessSampler(server.pid);
-  try {
-    sampler.start();
-  } catch {
-    sampler = null;
-  }
-  const cpu0 = cpuTimes();
-  const u0 = process.cpuUsage();
-  const t0 = performance.now();
+export async function sampledRun(
+  server: ServerProcess,
+  load: LoadOptions,
+  pinning: Pinning,
+  options: { waitAccepted?: boolean; slackS?: number } = {},
+): Promise<SampledRun> {
+  const conns = load.conns ?? 10;
+  const durationS = load.duration ?? 5;
+  const slackS = options.slackS ?? 20;
+  const fdBase = countFds(server.pid);
+  const fds = { baseline: fdBase, max: fdBase, allAcceptedMs: null as number | null };
+  const tLoad = performance.now();
+  // With waitAccepted the warm-up lasts at least load.warmup and until the
+  // server holds every connection (at most the connect timeout more).
+  const warmupMin = load.warmup ?? 0;
+  const warmupMax = options.waitAccepted ? warmupMin + (load.connectTimeout ?? 10) : warmupMin;
+  const warmupEnd = new AbortController();
+  let warmupDone = !options.waitAccepted;
+  let runStartedAt: number | null = null;
+  let fdTimer: NodeJS.Timeout | null = null;
+  // A server that stops taking connections (select past FD_SETSIZE, out of
+  // fds) is not waited for: 2 s without a new one once the run has started.
+  // The fds are counted every 50 ms or more (see pollMs).
+  let lastGrowth = performance.now();
+  let pollMs = 50;
+  const pollFds = () => {
+    fdTimer = null;
+    const now = performance.now();
+    const n = countFds(server.pid);
+    // Listing 10,000 fds takes tens of ms, on the load generator's CPU: poll at most a quarter of the time.
+    pollMs = Math.max(50, 3 * (performance.now() - now));
+    if (n !== null && n > (fds.max ?? 0)) lastGrowth = now;
+    if (n !== null) fds.max = Math.max(fds.max ?? 0, n);
+    const all = n === null || fdBase === null || n >= fdBase + conns;
+    if (all && n !== null && fdBase !== null && fds.allAcceptedMs === null) fds.allAcceptedMs = now - tLoad;
+    const stalled = runStartedAt !== null && now - Math.max(lastGrowth, runStartedAt) > 2000;
+    if (!warmupDone && (all || stalled || server.exit) && runStartedAt !== null && now - runStartedAt >= warmupMin * 1000) {
+      warmupDone = true;
+      warmupEnd.abort();
+    }
+    if (!all || !warmupDone) fdTimer = setTimeout(pollFds, pollMs);
+  };
+  fdTimer = setTimeout(pollFds, 50);
+
+  // The measured window: cheap samples throughout; per-thread context
+  // switches (sampled threads, asynchronously) at its start and shortly
+  // before its end, while every connection is still open (a connection
+  // thread's counters go with it when the load generator closes it).
+  let sampler: WindowSampler | null = null;
+  let windowStart = 0;
+  let r0 = 0;
+  let lastRequests = 0;
+  let ctxStart: Promise<{ all: Set<string>; pick: string[]; base: Map<string, [number, number]>; ms: number }> | null = null;
+  let ctxEnd: Promise<SampledRun['ctx']> | null = null;
+  let preEndTimer: NodeJS.Timeout | null = null;
+  let cpu0 = cpuTimes();
+  let u0 = process.cpuUsage();
+  let t0 = performance.now();
+  const readEnd = async (): Promise<SampledRun['ctx']> => {
+    const start = await ctxStart!;
+    const reqBefore = lastRequests;
+    const all = listTids(server.pid);
+    const fresh = all.filter((t) => !start.all.has(t));
+    const pickFresh = pickEvenly(fresh, THREAD_SAMPLE);
+    const now = await readThreadCtx(server.pid, [...start.pick, ...pickFresh]);
+    const requests = Math.round((reqBefore + lastRequests) / 2) - r0;
+    let v = 0;
+    let iv = 0;
+    let vf = 0;
+    let ivf = 0;
+    for (const tid of start.pick) {
+      const a = start.base.get(tid);
+      const b = now.get(tid);
+      if (a && b) {
+        v += b[0] - a[0];
+        iv += b[1] - a[1];
+      }
+    }
+    for (const tid of pickFresh) {
+      const b = now.get(tid);
+      if (b) {
+        vf += b[0];
+        ivf += b[1];
+      }
+    }
+    const scale = start.pick.length > 0 ? start.all.size / start.pick.length : 0;
+    const scaleFresh = pickFresh.length > 0 ? fresh.length / pickFresh.length : 0;
+    return {
+      voluntary: Math.round(v * scale + vf * scaleFresh),
+      involuntary: Math.round(iv * scale + ivf * scaleFresh),
+      requests,
+      sampledThreads: start.pick.length + pickFresh.length,
+      threads: all.length,
+    };
+  };
+  const startSampling = () => {
+    try {
+      sampler = new WindowSampler(server.pid);
+    } catch {
+      sampler = null;
+    }
+    windowStart = performance.now();
+    r0 = lastRequests;
+    cpu0 = cpuTimes();
+    u0 = process.cpuUsage();
+    t0 = performance.now();
+    ctxStart = (async () => {
+      const ts = performance.now();
+      const all = listTids(server.pid);
+      const pick = pickEvenly(all, THREAD_SAMPLE);
+      const base = await readThreadCtx(server.pid, pick);
+      return { all: new Set(all), pick, base, ms: performance.now() - ts };
+    })();
+    void ctxStart.then((st) => {
+      // Read again before the window ends, leaving twice the time a reading took.
+      const lead = Math.max(300, 2 * st.ms + 100);
+      const delay = windowStart + durationS * 1000 - lead - performance.now();
+      if (delay > 0) preEndTimer = setTimeout(() => (ctxEnd = readEnd()), delay);
+    });
+  };
+  let measuring = false;
+
   const ac = new AbortController();
-  const budgetS = (load.connectTimeout ?? 10) + (load.duration ?? 5) + (load.drain ?? 2) + slackS;
+  const budgetS = (load.connectTimeout ?? 10) + warmupMax + durationS + (load.drain ?? 2) + slackS;
   let timedOut = false;
   const watchdog = setTimeout(() => {
     timedOut = true;
@@ -350,12 +599,24 @@ export async function sampledRun(server: ServerProcess, load: LoadOptions, pinni
   try {
     const run = runLoad({
       ...load,
+      warmup: warmupMax,
+      endWarmup: warmupEnd.signal,
       signal: ac.signal,
+      progressInterval: load.progressInterval ?? 100,
       onProgress: (p) => {
-        // The run is over, every connection still open: the server's peak.
+        lastRequests = p.requests;
+        if (runStartedAt === null && (p.phase === 'warmup' || p.phase === 'run')) runStartedAt = performance.now();
+        if (!measuring && p.phase === 'run') {
+          measuring = true;
+          warmupDone = true;
+          startSampling();
+        }
+        // The run is over: the last sample with every connection open (if the load generator has not closed them yet).
         if (p.phase === 'drain' && !sampledAtEnd) {
           sampledAtEnd = true;
-          sampler?.sampleNow();
+          (sampler as WindowSampler | null)?.sampleNow();
+          const n = countFds(server.pid);
+          if (n !== null) fds.max = Math.max(fds.max ?? 0, n);
         }
         load.onProgress?.(p);
       },
@@ -371,17 +632,27 @@ export async function sampledRun(server: ServerProcess, load: LoadOptions, pinni
     error = (err as Error).message;
   } finally {
     clearTimeout(watchdog);
+    if (fdTimer) clearTimeout(fdTimer);
+    if (preEndTimer) clearTimeout(preEndTimer);
   }
   const wallS = (performance.now() - t0) / 1000;
   const u = process.cpuUsage(u0);
   const cpu1 = cpuTimes();
-  const report = sampler ? sampler.stop() : null;
+  let ctx: SampledRun['ctx'] = null;
+  if (ctxEnd) {
+    const late = new Promise<null>((r) => setTimeout(() => r(null), 10_000).unref());
+    ctx = await Promise.race([ctxEnd as Promise<SampledRun['ctx']>, late]).catch(() => null);
+  }
+  const s = sampler as WindowSampler | null;
+  const report = s ? s.stop(ctx ?? { voluntary: 0, involuntary: 0 }) : null;
   return {
     result,
     error: timedOut && !error ? `the run outlasted its ${budgetS} s budget and was cancelled` : error,
     report,
     loadgenCores: wallS > 0 ? (u.user + u.system) / 1e6 / wallS : 0,
     cpuBusy: { serverCpu: busyFraction(cpu0, cpu1, pinning.serverCpu), loadCpu: busyFraction(cpu0, cpu1, pinning.loadCpu) },
+    fds,
+    ctx,
     timedOut,
   };
 }

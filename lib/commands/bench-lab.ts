@@ -67,8 +67,11 @@ Runs every architecture × connection count × message size. Each cell starts
 a fresh server as a child process (iomux serve --port 0, pinned with taskset
 to the first CPU this process may use), pins this process, whose native
 threads are the load generator, to the second, and runs the load generator
-twice: a warm-up, then the measured run while the server process is sampled
-from /proc. Closed loop, depth 1, every byte verified.
+once on the cell's connections: a warm-up (--warmup seconds, and at least
+until the server has accepted every connection, which a thread-per-connection
+server at 10,000 connections takes a while to do), then the measured run
+while the server process is sampled from /proc. Closed loop, depth 1, every
+byte verified.
 
 Per cell: requests/s, p50/p99 latency, the server's CPU µs per request
 (user + system / requests answered), server cores used, how busy each CPU
@@ -145,7 +148,8 @@ export const benchC10kSubcommand: BenchSubcommand = {
 
 Ramps each architecture up to 10,000 connections. One server per arch (iomux
 serve, pinned to one CPU; the load generator on the other); at each step the
-load generator opens every connection and holds it while a fraction of them
+load generator opens every connection, waits until the server has accepted
+them all (at most --connect-timeout), and holds them while a fraction of them
 (--active-ratio, default 1%) send 64-byte echo requests. Per step: connect
 rate (connections / time until all were connected), memory per connection
 (RSS, PSS and VmSize: resident vs virtual, each as (peak − the idle server

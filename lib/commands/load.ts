@@ -58,6 +58,7 @@ export function formatSummary(r: LoadResult, server?: ServerMetrics): string {
     `  verified     ${int(r.bytesVerified)} bytes, ${int(r.verifyErrors)} verification errors`,
     `  connections  ${int(r.connected)} connected in ${fix(r.connectMs)} ms; ${int(r.connectErrors)} connect errors, ${int(r.resets)} resets, ${int(r.serverCloses)} closed by the server, ${int(r.idleConns)} never answered`,
   ];
+  if (r.warmupS > 0) lines.push(`  warm-up      ${fix(r.warmupS, 2)} s before the run: ${int(r.warmupRequests)} requests answered and verified, not measured`);
   if (r.unanswered > 0) lines.push(`  unanswered   ${int(r.unanswered)} requests got no answer`);
   if (r.workRequests > 0) lines.push(`  cpu work     ${int(r.workRequests)} requests asked for ${r.workUs} µs each`);
   if (r.firstConnectError) lines.push(`  first connect error: ${r.firstConnectError}`);
@@ -84,7 +85,7 @@ export const loadCommand: Command = {
   name: 'load',
   summary: 'native load generator: verified replies, latency percentiles',
   help: `usage: iomux load --port N [--host H] [--protocol echo|http] [--conns N] [--size B]
-                  [--depth D] [--duration S] [--rate R] [--work-us U --work-ratio F]
+                  [--depth D] [--duration S] [--warmup S] [--rate R] [--work-us U --work-ratio F]
                   [--threads N] [--sources N] [--active-ratio F] [--pid PID]
                   [--json] [--quiet]
 
@@ -110,6 +111,9 @@ Options:
   --size B        echo: bytes per request (default 64)
   --depth D       requests in flight per connection, i.e. pipelining (default 1)
   --duration S    seconds of measured run (default 5)
+  --warmup S      seconds of traffic on the same connections before the measured
+                  run: verified, not counted (default 0); with --pid, CPU and
+                  context switches are taken over the measured run only
   --rate R        open loop: R requests per second in total (default: closed loop)
   --work-us U     http: the CPU-work request burns U µs in the server ...
   --work-ratio F  ... and is this fraction of the requests (0..1)
@@ -144,6 +148,7 @@ Examples:
         size: { type: 'string' },
         depth: { type: 'string' },
         duration: { type: 'string' },
+        warmup: { type: 'string' },
         rate: { type: 'string' },
         'work-us': { type: 'string' },
         'work-ratio': { type: 'string' },
@@ -176,6 +181,8 @@ Examples:
         throw new UsageError(`--pid ${pid}: cannot read /proc/${pid} (${(err as Error).message})`);
       }
     }
+    const warmup = numFlag(values.warmup, '--warmup', 0, 86_400);
+    let measured: ProcessSampler | null = null;
     let sampledAtEnd = false;
     const ac = new AbortController();
     const onSigint = () => ac.abort();
@@ -190,6 +197,7 @@ Examples:
         size: intFlag(values.size, '--size', 1, 1 << 20),
         depth: intFlag(values.depth, '--depth', 1, 4096),
         duration: numFlag(values.duration, '--duration', 0.01, 86_400),
+        warmup,
         rate: numFlag(values.rate, '--rate', 0, 1e8),
         workUs,
         workRatio,
@@ -198,10 +206,20 @@ Examples:
         activeRatio: numFlag(values['active-ratio'], '--active-ratio', 1e-9, 1),
         signal: ac.signal,
         onProgress: (p) => {
+          // The warm-up is over: CPU and context switches count from here.
+          if (p.phase === 'run' && pid !== undefined && (warmup ?? 0) > 0 && !measured) {
+            measured = new ProcessSampler(pid);
+            try {
+              measured.start();
+            } catch {
+              measured = null;
+            }
+          }
           // The run is over, every connection still open: the server's peak.
           if (p.phase === 'drain' && !sampledAtEnd) {
             sampledAtEnd = true;
             sampler?.sampleNow();
+            (measured as ProcessSampler | null)?.sampleNow();
           }
           if (!values.quiet) process.stderr.write(formatProgress(p));
         },
@@ -213,6 +231,12 @@ Examples:
       process.off('SIGINT', onSigint);
     }
     const server = sampler ? serverMetrics(sampler.stop(), result) : undefined;
+    const m = measured as ProcessSampler | null;
+    if (server && m) {
+      // Memory against the idle server before the load; CPU over the measured run.
+      const w = serverMetrics(m.stop(), result);
+      Object.assign(server, { cpu: w.cpu, cpuUsPerRequest: w.cpuUsPerRequest, cores: w.cores, ctxSwitches: w.ctxSwitches });
+    }
     if (values.json) {
       process.stdout.write(JSON.stringify(server ? { ...result, server } : result) + '\n');
     } else {

@@ -21,6 +21,12 @@ export interface LoadOptions {
   depth?: number;
   /** Seconds of measured run. Default 5. */
   duration?: number;
+  /** Seconds of traffic on the same connections before the measured run
+   * (answers verified, not measured: not in requests, rps or latency). Default 0. */
+  warmup?: number;
+  /** Ends the warm-up early when aborted (e.g. once the server has accepted
+   * every connection); `warmup` is then the longest it may last. */
+  endWarmup?: AbortSignal;
   /** Open loop: total requests per second on a fixed schedule; latency is
    * measured from each request's intended send time. 0 (default) = closed loop. */
   rate?: number;
@@ -52,7 +58,7 @@ export interface LoadOptions {
 
 export interface LoadProgress {
   elapsedS: number;
-  phase: 'connect' | 'run' | 'drain' | 'stop';
+  phase: 'connect' | 'warmup' | 'run' | 'drain' | 'stop';
   connected: number;
   requests: number;
   errors: number;
@@ -103,6 +109,9 @@ export interface LoadResult {
   /** Connections that sent requests and never got a single answer (e.g. queued in a thread pool). */
   idleConns: number;
   workRequests: number;
+  warmupS: number;
+  /** Requests answered (and verified) during the warm-up. */
+  warmupRequests: number;
   /** Connections that send requests (all of them unless activeRatio < 1). */
   activeConns: number;
   activeRatio: number;
@@ -146,6 +155,7 @@ interface Validated {
   size: number;
   depth: number;
   durationS: number;
+  warmupS: number;
   rate: number;
   workUs: number;
   workRatio: number;
@@ -171,6 +181,7 @@ export function validateLoadOptions(o: LoadOptions): Validated {
   const size = intOpt(o.size, 'size', 1, 1 << 20, 64);
   const depth = intOpt(o.depth, 'depth', 1, 4096, 1);
   const durationS = numberOpt(o.duration, 'duration', 0.01, 86_400, 5);
+  const warmupS = numberOpt(o.warmup, 'warmup', 0, 86_400, 0);
   const rate = numberOpt(o.rate, 'rate', 0, 1e8, 0);
   const workUs = intOpt(o.workUs, 'workUs', 0, 10_000_000, 0);
   const workRatio = numberOpt(o.workRatio, 'workRatio', 0, 1, 0);
@@ -186,7 +197,7 @@ export function validateLoadOptions(o: LoadOptions): Validated {
   const drainS = numberOpt(o.drain, 'drain', 0, 600, 2);
   const progressMs = intOpt(o.progressInterval, 'progressInterval', 10, 3_600_000, 1000);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new TypeError(`onProgress must be a function, got ${typeOf(o.onProgress)}`);
-  return { host, port, conns, size, depth, durationS, rate, workUs, workRatio, activeRatio, protocol, threads, sources, connectTimeoutS, drainS, progressMs };
+  return { host, port, conns, size, depth, durationS, warmupS, rate, workUs, workRatio, activeRatio, protocol, threads, sources, connectTimeoutS, drainS, progressMs };
 }
 
 /**
@@ -203,6 +214,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   }
   const signal = options.signal;
   if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+  const endWarmup = options.endWarmup;
+  if (endWarmup !== undefined && !(endWarmup instanceof AbortSignal)) throw new TypeError(`endWarmup must be an AbortSignal, got ${typeOf(endWarmup)}`);
   const onProgress = options.onProgress;
   const handle = native.loadRun(
     { ...v, protocol: v.protocol === 'http' ? 1 : 0 },
@@ -210,6 +223,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   );
   const abort = () => handle.cancel();
   signal?.addEventListener('abort', abort, { once: true });
+  const warmedUp = () => handle.endWarmup();
+  if (endWarmup?.aborted) warmedUp();
+  else endWarmup?.addEventListener('abort', warmedUp, { once: true });
   try {
     const r = await handle.done;
     if (typeof r.rc === 'number') throw new ErrnoError(-r.rc, r.syscall);
@@ -224,11 +240,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       workUs: v.workUs,
       workRatio: v.workRatio,
       activeRatio: v.activeRatio,
+      warmupS: v.warmupS,
       threads: v.threads,
       sources: v.sources,
       ...r,
     } as LoadResult;
   } finally {
     signal?.removeEventListener('abort', abort);
+    endWarmup?.removeEventListener('abort', warmedUp);
   }
 }
