@@ -611,6 +611,7 @@ const CLAIMS: Claim[] = [
     threshold: () => `holds if the default stack size (glibc takes RLIMIT_STACK) is ${T.defaultStackKiB} KiB`,
     async measure(ctx) {
       const n = ctx.sz.threadCounts[0];
+      ctx.progress.step(`verify: parking ${fmtCount(n)} threads (iomux probe threads --n ${n})`);
       const p = await ctx.once(`probe-${n}`, () => probeThreadsChild(n));
       const kb = p.defaultStackBytes / 1024;
       return {

@@ -36,7 +36,7 @@ run. Progress goes to stderr: a status line on a terminal, plain lines
 otherwise.
 
   --out DIR        where to write (default ./iomux-report)
-  --quick          shorter runs: about 3 minutes on 2 cores
+  --quick          shorter runs: under 3 minutes on 2 cores
   --json           also print results.json on stdout (one JSON object)
   --sections LIST  only these sections (comma-separated, in the order above)
   --quiet          no progress
