@@ -12,7 +12,11 @@ t0=$SECONDS
 declare -a summary=()
 phase() { phase_name=$1; phase_start=$SECONDS; echo; echo "==> ci-docker: $1"; }
 phase_done() { summary+=("$(printf '%4d s  %s' $((SECONDS - phase_start)) "$phase_name")"); }
-die() { echo "ci-docker: FAIL: $*" >&2; exit 1; }
+die() {
+  echo "ci-docker: FAIL: $* (after $((SECONDS - t0)) s; '${phase_name:-}' ran $((SECONDS - ${phase_start:-0})) s)" >&2
+  [ ${#summary[@]} -eq 0 ] || printf '  %s\n' "${summary[@]}" >&2
+  exit 1
+}
 
 [ "$(id -u)" = 0 ] || die "must run as root (dockerd, debootstrap)"
 

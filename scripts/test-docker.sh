@@ -31,7 +31,11 @@ step_start=$SECONDS
 declare -a summary=()
 step() { step_start=$SECONDS; echo; echo "==> test-docker: $*"; }
 done_step() { summary+=("$(printf '%4d s  %s' $((SECONDS - step_start)) "$1")"); }
-die() { echo "test-docker: FAIL: $*" >&2; exit 1; }
+die() {
+  echo "test-docker: FAIL: $* (after $((SECONDS - t0)) s; the failing step ran $((SECONDS - step_start)) s)" >&2
+  [ ${#summary[@]} -eq 0 ] || printf '  %s\n' "${summary[@]}" >&2
+  exit 1
+}
 
 node scripts/seccomp-profiles.js --check || die "seccomp profiles are stale"
 
