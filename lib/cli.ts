@@ -5,6 +5,9 @@ import { serveCommand } from './commands/serve';
 import { loadCommand } from './commands/load';
 import { benchCommand } from './commands/bench';
 import { UsageError, type Command } from './commands/types';
+import { benchLabCommand } from './commands/bench-lab';
+import { verifyCommand } from './commands/verify';
+import { reportCommand } from './commands/report';
 
 const commands: Command[] = [
   backendsCommand,
@@ -12,6 +15,9 @@ const commands: Command[] = [
   loadCommand,
   benchCommand,
   probeCommand,
+  benchLabCommand,
+  verifyCommand,
+  reportCommand,
 ];
 
 function usage(): string {

@@ -706,6 +706,11 @@ export class EventLoop implements LoopHooks {
       if (w !== r) sys.close(w);
       throw err;
     }
+    // The Poller owns them from now on: they close with it, also when the loop
+    // is garbage collected unclosed or its worker thread ends (found by
+    // test/leaks.test.ts: 300 dropped loops left 300 eventfds behind).
+    this.poller._adopt(r);
+    if (w !== r) this.poller._adopt(w);
     this.wakeR = r;
     this.wakeW = w;
   }
@@ -840,9 +845,7 @@ export class EventLoop implements LoopHooks {
     this.immCount = 0;
     this.refs = 0;
     this.prepareHooks = [];
-    if (this.wakeR >= 0) native.sys.close(this.wakeR);
-    if (this.wakeW >= 0 && this.wakeW !== this.wakeR) native.sys.close(this.wakeW);
-    this.wakeR = this.wakeW = -1;
+    this.wakeR = this.wakeW = -1; // closed by the Poller, which adopted them
     this.wakeWatcher = null;
     this.poller.close();
     this.isClosed = true;
@@ -997,7 +1000,10 @@ export class EventLoop implements LoopHooks {
     this.embedThread = pfd < 0;
     this.helperArmed = false;
     this.embedDirty = true;
-    this.embedRef = false;
+    // A new uv handle keeps Node's loop alive (libuv refs it): scheduleEmbedded()
+    // unrefs it unless the loop is alive. (Assuming false here kept a process
+    // with an attached, idle loop up forever: found by test/lifecycle.test.ts.)
+    this.embedRef = true;
     this.embedPrepare = false;
     this.scheduleEmbedded();
     return this;

@@ -153,6 +153,16 @@ export class Poller {
     this.check(h.modify(fd, interest, mode), h);
   }
 
+  /**
+   * @internal The Poller takes fd over: it closes it when it closes, is
+   * garbage collected, or its worker thread ends (the EventLoop's wakeup fds).
+   */
+  _adopt(fd: number): void {
+    const h = this.live('adopt');
+    fdArg(fd);
+    this.check(h.adopt(fd), h);
+  }
+
   /** Stops watching fd. Succeeds for an fd that was closed after add(). */
   remove(fd: number): void {
     const h = this.live('remove');
@@ -230,6 +240,7 @@ export class Poller {
 interface NativeHandle {
   add(fd: number, interest: number, mode: number): number;
   modify(fd: number, interest: number, mode: number): number;
+  adopt(fd: number): number;
   remove(fd: number): number;
   wait(timeout: number, out: Int32Array): number;
   waitUntil(deadline: number, out: Int32Array, clock: Float64Array): number;

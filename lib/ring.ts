@@ -156,7 +156,7 @@ export class Ring {
     const rc = h.init(entries, cqEntries, bufferCount, bufferSize, this.completions, extra);
     if (rc < 0) {
       const reason = h.reason();
-      const syscall = reason.startsWith('io_uring_register') ? 'io_uring_register' : 'io_uring_setup';
+      const syscall = reason.startsWith('io_uring_register') ? 'io_uring_register' : reason.startsWith('mmap') ? 'mmap' : 'io_uring_setup';
       h.close?.();
       const err = new ErrnoError(-rc, syscall, reason);
       (err as ErrnoError & { reason?: string }).reason = reason;

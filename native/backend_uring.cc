@@ -162,6 +162,13 @@ class UringBackend final : public Backend {
         if (rc < 0 && rc != -EINTR && rc != -EBUSY) return Fail(rc, "io_uring_enter");
         return Harvest(out, capacity, &consumed);
       }
+      if (!rearm_.empty()) {
+        // Multishot re-arms held back for CQ room (see Rearm): never block without them.
+        Rearm();
+        int rc = io_uring_submit(&ring_);
+        if (rc < 0 && rc != -EINTR && rc != -EBUSY) return Fail(rc, "io_uring_enter");
+        continue;
+      }
       struct __kernel_timespec ts, *tsp = nullptr;
       if (left > 0) {
         ts.tv_sec = left / 1000;
@@ -224,12 +231,30 @@ class UringBackend final : public Backend {
 
   // Level-mode polls that fired (and multishot polls the kernel ended) are
   // re-armed at the start of the next wait (one io_uring_enter for all).
+  // A multishot poll whose completion finds the CQ full is ended by the
+  // kernel (its last CQE goes to the overflow list). Re-arming more of them
+  // than the CQ has room for, on fds that stay ready, would end them all
+  // again, every wait, for ever (EDGE fds reported on every wait, found with
+  // 2,000 ready fds on a 512-entry CQ): those beyond the room wait in rearm_
+  // until completions have been taken (a wait returns at once meanwhile: the
+  // CQ is not empty), and are armed before the wait blocks.
   void Rearm() {
+    if (rearm_.empty()) return;
+    int room = static_cast<int>(ring_.cq.ring_entries) - static_cast<int>(io_uring_cq_ready(&ring_));
+    if (io_uring_cq_has_overflow(&ring_)) room = 0;
+    held_.clear();
     for (int fd : rearm_) {
       Registration* r = table_.Get(fd);
-      if (r != nullptr && !r->armed) Arm(fd, r);
+      if (r == nullptr || r->armed) continue;
+      if (room <= 0 && Multishot(fd, r)) {
+        held_.push_back(fd);
+        continue;
+      }
+      room--;
+      Arm(fd, r);
     }
-    rearm_.clear();
+    rearm_.swap(held_);
+    held_.clear();
   }
 
   int Harvest(int32_t* out, int capacity, bool* consumed) {
@@ -315,6 +340,7 @@ class UringBackend final : public Backend {
   bool ready_ = false;
   FdTable table_;
   std::vector<int> rearm_;
+  std::vector<int> held_;  // scratch for Rearm
   std::vector<uint8_t> parked_;  // per fd: parked on a multishot poll (see Harvest)
   std::vector<uint32_t> stamp_;
   std::vector<int> pos_;

@@ -26,6 +26,10 @@ namespace {
 
 constexpr int kReadsPerTurn = 16;  // then other connections get a turn
 constexpr size_t kReadBuf = 65536;
+// After EMFILE/ENFILE/ENOMEM/ENOBUFS the connection stays in the backlog and
+// the (level-triggered) listener stays readable: it is left out of the wait
+// for this long instead of spinning.
+constexpr int kAcceptPauseMs = 50;
 
 int64_t NowMs() {
   timespec t;
@@ -92,6 +96,15 @@ class Reactor {
       int timeout = -1;
       if (!again_.empty()) timeout = 0;
       else if (stopping) timeout = static_cast<int>(std::max<int64_t>(1, deadline - NowMs()));
+      if (accept_resume_ > 0 && !stopping) {
+        int64_t now = NowMs();
+        if (now >= accept_resume_) {
+          ResumeAccept();
+        } else {
+          int left = static_cast<int>(accept_resume_ - now);
+          if (timeout < 0 || left < timeout) timeout = left;
+        }
+      }
       int n = epoll_wait(ep_, evs.data(), static_cast<int>(evs.size()), timeout);
       if (n < 0 && errno != EINTR) break;
       for (int i = 0; i < n; i++) {
@@ -138,8 +151,10 @@ class Reactor {
     for (int i = 0; i < 64; i++) {
       int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS)
+        if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
           stats_.errors.fetch_add(1, std::memory_order_relaxed);
+          PauseAccept();
+        }
         return;
       }
       TuneAccepted(fd);
@@ -162,7 +177,23 @@ class Reactor {
     }
   }
 
+  void PauseAccept() {
+    epoll_event e = {};
+    e.data.ptr = &listen_fd_;
+    if (accept_resume_ == 0) epoll_ctl(ep_, EPOLL_CTL_MOD, listen_fd_, &e);  // no events: left out of the wait
+    accept_resume_ = NowMs() + kAcceptPauseMs;
+  }
+
+  void ResumeAccept() {
+    accept_resume_ = 0;
+    epoll_event e = {};
+    e.events = EPOLLIN;
+    e.data.ptr = &listen_fd_;
+    epoll_ctl(ep_, EPOLL_CTL_MOD, listen_fd_, &e);
+  }
+
   void BeginStop() {
+    accept_resume_ = 0;
     epoll_ctl(ep_, EPOLL_CTL_DEL, listen_fd_, nullptr);
     close(listen_fd_);
     listen_fd_ = -1;
@@ -254,6 +285,7 @@ class Reactor {
   ServerStats& stats_;
   int grace_ms_;
   int listen_fd_ = -1;
+  int64_t accept_resume_ = 0;  // > 0: accepting paused until then (NowMs)
   int ep_ = -1;
   int wake_ = -1;
   std::thread thread_;

@@ -34,7 +34,10 @@ constexpr size_t kHighWater = 1 << 20;
 constexpr size_t kLowWater = 256 << 10;
 
 // user_data: a Conn pointer (8-byte aligned) or 0, plus the operation in the low bits.
-enum Op : uint64_t { kAccept = 1, kRecv = 2, kSend = 3, kCancel = 4, kWake = 5 };
+enum Op : uint64_t { kAccept = 1, kRecv = 2, kSend = 3, kCancel = 4, kWake = 5, kAcceptRetry = 6 };
+// After EMFILE/ENFILE/ENOMEM/ENOBUFS the connection stays in the backlog and
+// an accept armed again at once fails again at once: wait this long first.
+constexpr int kAcceptRetryMs = 50;
 constexpr uint64_t kOpMask = 7;
 
 int64_t NowMs() {
@@ -227,6 +230,16 @@ class RingReactor {
         } else if (res != -ECANCELED) {
           stats_.errors.fetch_add(1, std::memory_order_relaxed);
           if (res == -EINVAL) accept_broken_ = true;  // never spin on a dead listener
+          if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
+            if (!accept_armed_ && !stopping_ && !accept_retry_) {
+              accept_retry_ = true;
+              retry_ts_ = {0, kAcceptRetryMs * 1000000LL};
+              io_uring_sqe* s = Sqe();
+              io_uring_prep_timeout(s, &retry_ts_, 0, 0);
+              s->user_data = kAcceptRetry;
+            }
+            break;
+          }
         }
         if (!accept_armed_ && !stopping_ && !accept_broken_) ArmAccept();
         if (!accept_armed_ && stopping_ && listen_fd_ >= 0) {
@@ -236,6 +249,10 @@ class RingReactor {
         break;
       case kWake:
         wake_seen_ = true;
+        break;
+      case kAcceptRetry:
+        accept_retry_ = false;
+        if (!accept_armed_ && !stopping_ && !accept_broken_ && listen_fd_ >= 0) ArmAccept();
         break;
       case kRecv:
         if (!(flags & IORING_CQE_F_MORE)) c->recv_armed = false;
@@ -372,6 +389,8 @@ class RingReactor {
   bool multishot_recv_ = true;
   bool accept_armed_ = false;
   bool accept_broken_ = false;
+  bool accept_retry_ = false;  // a kAcceptRetry timeout is pending
+  __kernel_timespec retry_ts_ = {0, 0};
   bool wake_seen_ = false;
   bool stopping_ = false;
 };

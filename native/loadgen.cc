@@ -8,6 +8,15 @@
 // per-connection pattern, http by parsing status, Content-Length and body.
 // Open loop (--rate) measures latency from each request's intended send time,
 // so a stalled server shows up as latency rather than as fewer samples.
+//
+// Fault injection (echo, closed loop): a fraction of the connection slots
+// misbehave. Each connection in such a slot first runs like the others, then,
+// after a random delay, resets (SO_LINGER 0), half-closes, stalls reading
+// while it floods (a slow reader), or vanishes (closes with a reply on its
+// way); then a new connection takes the slot and draws the next fault. The
+// healthy slots keep one connection for the whole run, every byte of it
+// verified; a half-closed connection and a slow reader must get every byte
+// back too (then the server's FIN, or a clean close of ours).
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -19,6 +28,7 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #endif
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,16 +76,31 @@ struct LoadConfig {
   int size = 64;   // echo message size
   int depth = 1;   // requests in flight per connection
   double duration_s = 1;
+  double warmup_s = 0;  // run this long before the measured window (same connections)
   double rate = 0;  // total requests/s; 0 = closed loop
   int work_us = 0;
   double work_ratio = 0;
+  double active_ratio = 1;  // the fraction of connections that send; the others stay open, idle
   bool http = false;
   int threads = 1;
   int sources = 1;
   double connect_timeout_s = 10;
   double drain_s = 2;
   int progress_ms = 1000;
+  // faults
+  double fault_ratio = 0;   // fraction of the connection slots that misbehave
+  unsigned fault_kinds = 0; // FaultKind bits
+  int fault_delay_ms = 1000;  // a fault comes 0 .. this long after its connection starts
+  int fault_stall_ms = 500;   // slow reader: how long it does not read
+  uint64_t fault_flood = 128 * 1024;  // slow reader: bytes it sends while not reading
+  uint64_t fault_deep_flood = 8 * 1024 * 1024;  // ... the first, then every kDeepEvery-th slow reader
+  uint64_t fault_seed = 1;
 };
+
+enum FaultKind : unsigned { kFaultReset = 1, kFaultHalfClose = 2, kFaultSlowRead = 4, kFaultVanish = 8 };
+constexpr int kFaultKinds = 4;
+constexpr int kSlowReaderBuf = 16 * 1024;
+constexpr uint64_t kDeepEvery = 32;
 
 // Counters a worker publishes while it runs (read by the coordinator).
 struct Live {
@@ -88,7 +113,11 @@ struct Live {
 struct Totals {
   uint64_t completed = 0, in_window = 0, connected = 0, connect_errors = 0, resets = 0, server_closes = 0,
            verify_errors = 0, bytes_sent = 0, bytes_received = 0, bytes_verified = 0, unanswered = 0,
-           idle_conns = 0, work_requests = 0;
+           idle_conns = 0, work_requests = 0, active_conns = 0, warmup_completed = 0;
+  // faults
+  uint64_t faults[kFaultKinds] = {0, 0, 0, 0};  // injected, by kind (bit index)
+  uint64_t reconnects = 0, reconnect_errors = 0, fault_completed = 0, fault_incomplete = 0, fault_bytes_verified = 0,
+           slow_blocked = 0, healthy_conns = 0, healthy_failed = 0, healthy_bytes_verified = 0, healthy_bytes_lost = 0;
   std::string first_error, first_connect_error;
   void Add(const Totals& o) {
     completed += o.completed;
@@ -104,6 +133,19 @@ struct Totals {
     unanswered += o.unanswered;
     idle_conns += o.idle_conns;
     work_requests += o.work_requests;
+    active_conns += o.active_conns;
+    warmup_completed += o.warmup_completed;
+    for (int k = 0; k < kFaultKinds; k++) faults[k] += o.faults[k];
+    reconnects += o.reconnects;
+    reconnect_errors += o.reconnect_errors;
+    fault_completed += o.fault_completed;
+    fault_incomplete += o.fault_incomplete;
+    fault_bytes_verified += o.fault_bytes_verified;
+    slow_blocked += o.slow_blocked;
+    healthy_conns += o.healthy_conns;
+    healthy_failed += o.healthy_failed;
+    healthy_bytes_verified += o.healthy_bytes_verified;
+    healthy_bytes_lost += o.healthy_bytes_lost;
     if (first_error.empty()) first_error = o.first_error;
     if (first_connect_error.empty()) first_connect_error = o.first_connect_error;
   }
@@ -111,12 +153,16 @@ struct Totals {
 
 // The phases, published by the coordinator.
 enum Phase : int { kConnect = 0, kRun = 1, kDrain = 2, kStop = 3 };
+// Reported to JS as "warmup": the run phase before t_measure.
+constexpr int kWarmupReport = 4;
 
 struct Shared {
   LoadConfig cfg;
   std::atomic<int> phase{kConnect};
-  std::atomic<int64_t> t_start{0}, t_end{0}, t_drain_end{0};
+  // t_start: the run begins (warm-up first); t_measure: the measured window begins.
+  std::atomic<int64_t> t_start{0}, t_measure{0}, t_end{0}, t_drain_end{0};
   std::atomic<bool> cancelled{false};
+  std::atomic<bool> end_warmup{false};  // JS asked to end the warm-up now
 };
 
 // ---- the echo pattern ---------------------------------------------------------
@@ -253,12 +299,16 @@ class ResponseParser {
 // ---- one connection -------------------------------------------------------------
 
 enum ConnState : uint8_t { kConnecting, kOpen, kDead };
+// A faulty slot's connection: no fault drawn yet, waiting for its fault, in it.
+enum FaultState : uint8_t { kFaultNone, kFaultArmed, kFaultActive };
+enum TimerKind : uint8_t { kTimerNone, kTimerFault, kTimerStallEnd, kTimerReplace };
 
 struct Conn {
   int fd = -1;
   int id = 0;
   ConnState state = kConnecting;
   bool writable = false;
+  bool active = true;           // sends requests (see LoadConfig::active_ratio)
   uint32_t inflight = 0;        // requests written into the send stream, unanswered
   std::deque<int64_t> stamps;   // start times of issued, unanswered requests (oldest first)
   uint64_t issued = 0;          // requests issued so far (chooses /work requests)
@@ -271,6 +321,18 @@ struct Conn {
   size_t out_off = 0;
   ResponseParser parser;
   double work_phase = 0;
+  // faults
+  bool faulty = false;          // the slot misbehaves (its connections are replaced)
+  bool opened = false;          // this connection got connected
+  uint32_t gen = 0;             // connections the slot had before this one
+  unsigned fault = 0;           // FaultKind of this connection
+  FaultState fstate = kFaultNone;
+  TimerKind timer = kTimerNone;
+  int64_t deadline = 0;
+  bool stalled = false;         // slow reader: not reading
+  bool deep = false;            // slow reader: floods fault_deep_flood
+  bool shut_pending = false;    // half-close once the last bytes are sent
+  bool fault_pending = false;   // half-close or slow reader: every byte must still come back
 };
 
 // ---- a worker thread ------------------------------------------------------------
@@ -294,13 +356,29 @@ class Worker {
     e.events = EPOLLIN | EPOLLET;
     e.data.ptr = nullptr;
     if (epoll_ctl(ep_, EPOLL_CTL_ADD, wake_, &e) < 0) return -errno;
+    // With an active ratio r, ceil(r * conns) connections (at least one),
+    // spread evenly over the ids, send; the others only hold their socket.
+    const int64_t n = cfg_.conns;
+    const int64_t active = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(cfg_.active_ratio * static_cast<double>(n) - 1e-9)));
     for (int i = index_; i < cfg_.conns; i += nthreads_) {
       Conn c;
       c.id = i;
+      c.active = (static_cast<int64_t>(i) + 1) * active / n != static_cast<int64_t>(i) * active / n;
+      if (c.active) totals.active_conns++;
       c.base = (static_cast<uint64_t>(i) * 2654435761ull) % kPeriod;
       c.work_phase = std::fmod(i * 0.6180339887, 1.0);
+      // Exactly fault_ratio of the slots, evenly spread.
+      c.faulty = cfg_.fault_kinds != 0 &&
+                 std::floor((i + 1) * cfg_.fault_ratio) != std::floor(i * cfg_.fault_ratio);
       conns_.push_back(std::move(c));
     }
+    for (Conn& c : conns_)
+      if (c.faulty) faulty_.push_back(&c);
+    rng_ = (cfg_.fault_seed + 1) * 0x9e3779b97f4a7c15ull ^ (static_cast<uint64_t>(index_ + 1) * 0xbf58476d1ce4e5b9ull);
+    if (rng_ == 0) rng_ = 1;
+    for (int k = 0; k < kFaultKinds; k++)
+      if (cfg_.fault_kinds & (1u << k)) kinds_.push_back(1u << k);
+    kind_next_ = static_cast<size_t>(index_) % std::max<size_t>(kinds_.size(), 1);
     if (cfg_.http) {
       std::string host = cfg_.host.find(':') != std::string::npos ? "[" + cfg_.host + "]" : cfg_.host;
       std::string h = " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(cfg_.port) + "\r\n\r\n";
@@ -340,11 +418,15 @@ class Worker {
       int64_t now = NowNs();
       const int64_t t0 = sh_->t_start.load(std::memory_order_relaxed);
       const int64_t t_end = sh_->t_end.load(std::memory_order_relaxed);
+      if (now >= next_deadline_) {
+        RunTimers(now, phase);
+        now = NowNs();
+      }
       if (phase >= kRun && !issued_initial) {
         issued_initial = true;
         if (cfg_.rate <= 0)
           for (Conn& c : conns_)
-            if (c.state == kOpen) Fill(c, now);
+            if (c.state == kOpen && c.active) Fill(c, now);
       }
       int64_t wait_ns = -1;
       if (phase == kRun && cfg_.rate > 0) {
@@ -359,7 +441,7 @@ class Worker {
           Conn* target = nullptr;
           for (size_t k = 0; k < conns_.size() && !target; k++) {
             Conn& c = conns_[(rr + k) % conns_.size()];
-            if (c.state != kDead) target = &c;
+            if (c.state != kDead && c.active) target = &c;
           }
           if (!target) break;
           rr = (static_cast<size_t>(target - conns_.data()) + 1) % conns_.size();
@@ -377,6 +459,10 @@ class Worker {
         // idle until the coordinator says stop (it wakes us).
         int64_t left = sh_->t_drain_end.load(std::memory_order_relaxed) - now;
         wait_ns = outstanding_ > 0 && left > 0 ? left : -1;
+      }
+      if (next_deadline_ != INT64_MAX) {
+        int64_t left = std::max<int64_t>(next_deadline_ - now, 0);
+        if (wait_ns < 0 || left < wait_ns) wait_ns = left;
       }
       int n = Wait(evs.data(), static_cast<int>(evs.size()), wait_ns);
       for (int i = 0; i < n; i++) {
@@ -429,6 +515,21 @@ class Worker {
     if (c.fd < 0) return ConnectFailed(c, errno, "socket");
     int one = 1;
     setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (c.faulty) {
+      c.fault = kinds_[kind_next_];
+      kind_next_ = (kind_next_ + 1) % kinds_.size();
+      // A slow reader has small socket buffers (set before connect, so the
+      // window is offered that way); every kDeepEvery-th one floods
+      // fault_deep_flood bytes, more than the server's own autotuned socket
+      // buffers take (2.6-9 MB on loopback, measured), so that the server
+      // has to stop reading it (backpressure) and resume.
+      if (c.fault == kFaultSlowRead) {
+        int small = kSlowReaderBuf;
+        setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+        c.deep = slow_count_++ % kDeepEvery == 0;  // the first of each thread, then every kDeepEvery-th
+      }
+    }
     // Spread over 127.0.0.1 .. 127.0.0.N: each source address has its own
     // ephemeral port range. The port is picked at connect time.
     if (domain == AF_INET && (ntohl(d4->sin_addr.s_addr) >> 24) == 127 && cfg_.sources > 1) {
@@ -447,6 +548,15 @@ class Worker {
   }
 
   void ConnectFailed(Conn& c, int err, const char* call) {
+    if (c.gen > 0) {
+      // A replacement connection of a faulty slot: counted apart, tried again later.
+      totals.reconnect_errors++;
+      if (totals.first_connect_error.empty())
+        totals.first_connect_error = std::string("reconnect: ") + call + ": " + ErrName(err) + " (" + strerror(err) + ")";
+      Kill(c);
+      SetTimer(c, kTimerReplace, NowNs() + 100000000);  // 100 ms
+      return;
+    }
     totals.connect_errors++;
     if (totals.first_connect_error.empty()) {
       char src[32] = "";
@@ -467,6 +577,13 @@ class Worker {
     totals.unanswered += c.stamps.size();
     c.stamps.clear();
     c.inflight = 0;
+    c.stalled = false;
+    if (c.fault_pending) {
+      c.fault_pending = false;
+      outstanding_--;
+    }
+    // A faulty slot gets a new connection (from the timers, never inside an event batch).
+    if (c.faulty) SetTimer(c, kTimerReplace, 0);
   }
 
   void Fail(Conn& c, uint64_t* counter, const std::string& why) {
@@ -485,19 +602,27 @@ class Worker {
       getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
       if (err != 0) return ConnectFailed(c, err, "connect");
       c.state = kOpen;
-      totals.connected++;
-      live.connected.fetch_add(1, std::memory_order_relaxed);
-      live.resolved.fetch_add(1, std::memory_order_relaxed);
+      c.opened = true;
+      if (c.gen > 0) {
+        totals.reconnects++;
+      } else {
+        totals.connected++;
+        live.connected.fetch_add(1, std::memory_order_relaxed);
+        live.resolved.fetch_add(1, std::memory_order_relaxed);
+      }
       int phase = sh_->phase.load(std::memory_order_acquire);
-      if (phase == kRun && cfg_.rate <= 0) Fill(c, NowNs());
+      if (phase == kRun && cfg_.rate <= 0 && c.active) Fill(c, NowNs());
     }
     if (ev & EPOLLOUT) c.writable = true;
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) Receive(c, ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
+    // A slow reader reads nothing while stalled (its EndStall reads everything).
+    if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !c.stalled)
+      Receive(c, ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
     if (c.state == kOpen) Pump(c);
   }
 
   // Closed loop: keep `depth` requests in flight while the run lasts.
   void Fill(Conn& c, int64_t now) {
+    if (c.faulty && c.fstate == kFaultNone) ArmFault(c, now);
     while (c.stamps.size() < static_cast<size_t>(cfg_.depth)) {
       c.stamps.push_back(now);
       outstanding_++;
@@ -542,6 +667,10 @@ class Worker {
         c.send_off += n;
         totals.bytes_sent += n;
       }
+      if (c.shut_pending) {
+        c.shut_pending = false;
+        if (shutdown(c.fd, SHUT_WR) < 0) return Fail(c, &totals.fault_incomplete, std::string("half-close: shutdown: ") + ErrName(errno));
+      }
     }
   }
 
@@ -562,8 +691,25 @@ class Worker {
       if (n > 0) {
         totals.bytes_received += n;
         if (!Verify(c, buf_.get(), static_cast<size_t>(n))) return;
+        if (c.fault_pending && c.fault == kFaultSlowRead && c.recv_off == c.send_target) {
+          // The slow reader got every byte back: it closes (nothing unread, a clean FIN).
+          totals.fault_completed++;
+          return Kill(c);
+        }
         if (static_cast<size_t>(n) < kMaxChunk && !hangup) return;
         continue;
+      }
+      if (n == 0 && c.fault_pending && c.fault == kFaultHalfClose) {
+        // The server's FIN after our half-close: every byte must be back by now.
+        if (c.recv_off == c.send_target) {
+          totals.fault_completed++;
+        } else {
+          totals.fault_incomplete++;
+          if (totals.first_error.empty())
+            totals.first_error = "connection " + std::to_string(c.id) + " (half-closed): the server closed after echoing " +
+                                 std::to_string(c.recv_off) + " of " + std::to_string(c.send_target) + " bytes";
+        }
+        return Kill(c);
       }
       if (n == 0) {
         totals.server_closes++;
@@ -608,6 +754,8 @@ class Worker {
       while (static_cast<uint8_t>(p[good]) == want[good]) good++;
     }
     totals.bytes_verified += good;
+    if (c.faulty) totals.fault_bytes_verified += good;
+    else totals.healthy_bytes_verified += good;
     c.recv_off += good;
     // Requests whose bytes all came back intact count, even just before a bad byte.
     const uint64_t size = static_cast<uint64_t>(cfg_.size);
@@ -628,9 +776,13 @@ class Worker {
     c.inflight--;
     c.answered++;
     outstanding_--;
-    hist.Record(static_cast<uint64_t>(std::max<int64_t>(now - start, 0)));
-    totals.completed++;
-    if (now <= sh_->t_end.load(std::memory_order_relaxed)) totals.in_window++;
+    if (now < sh_->t_measure.load(std::memory_order_relaxed)) {
+      totals.warmup_completed++;  // answered during the warm-up: verified, not measured
+    } else {
+      hist.Record(static_cast<uint64_t>(std::max<int64_t>(now - start, 0)));
+      totals.completed++;
+      if (now <= sh_->t_end.load(std::memory_order_relaxed)) totals.in_window++;
+    }
     live.completed.fetch_add(1, std::memory_order_relaxed);
     if (cfg_.rate <= 0 && sh_->phase.load(std::memory_order_relaxed) == kRun && now < sh_->t_end.load(std::memory_order_relaxed)) {
       c.stamps.push_back(now);
@@ -640,6 +792,18 @@ class Worker {
 
   void Finish() {
     for (Conn& c : conns_) {
+      if (c.faulty) {
+        if (c.fault_pending) {
+          totals.fault_incomplete++;
+          if (totals.first_error.empty())
+            totals.first_error = "connection " + std::to_string(c.id) + " (" + FaultName(c.fault) + "): " +
+                                 std::to_string(c.send_target - c.recv_off) + " bytes not echoed when the run ended";
+        }
+      } else if (c.opened) {
+        totals.healthy_conns++;
+        if (c.state == kDead) totals.healthy_failed++;
+        else totals.healthy_bytes_lost += c.send_off - c.recv_off;
+      }
       if (c.state == kConnecting) {
         totals.connect_errors++;
         if (totals.first_connect_error.empty())
@@ -649,10 +813,129 @@ class Worker {
         totals.unanswered += c.stamps.size();
         c.stamps.clear();
       }
-      if (c.answered == 0 && c.issued > 0) totals.idle_conns++;
+      if (c.answered == 0 && c.issued > 0 && !c.faulty) totals.idle_conns++;
       if (c.fd >= 0) close(c.fd);
       c.fd = -1;
     }
+  }
+
+  // ---- faults ---------------------------------------------------------------------
+
+  static const char* FaultName(unsigned kind) {
+    switch (kind) {
+      case kFaultReset: return "reset";
+      case kFaultHalfClose: return "half-close";
+      case kFaultSlowRead: return "slow reader";
+      case kFaultVanish: return "vanish";
+    }
+    return "none";
+  }
+
+  uint64_t Rand() {
+    rng_ ^= rng_ << 13;
+    rng_ ^= rng_ >> 7;
+    rng_ ^= rng_ << 17;
+    return rng_;
+  }
+
+  void SetTimer(Conn& c, TimerKind kind, int64_t at) {
+    c.timer = kind;
+    c.deadline = at;
+    if (at < next_deadline_) next_deadline_ = at;
+  }
+
+  void RunTimers(int64_t now, int phase) {
+    next_deadline_ = INT64_MAX;
+    for (Conn* c : faulty_) {
+      if (c->timer != kTimerNone && c->deadline <= now) {
+        TimerKind k = c->timer;
+        c->timer = kTimerNone;
+        OnTimer(*c, k, now, phase);
+      }
+      if (c->timer != kTimerNone && c->deadline < next_deadline_) next_deadline_ = c->deadline;
+    }
+  }
+
+  bool Running(int64_t now, int phase) const {
+    return phase == kRun && now < sh_->t_end.load(std::memory_order_relaxed);
+  }
+
+  void OnTimer(Conn& c, TimerKind kind, int64_t now, int phase) {
+    if (kind == kTimerFault) {
+      if (c.state == kOpen && c.fstate == kFaultArmed && Running(now, phase)) StartFault(c, now);
+    } else if (kind == kTimerStallEnd) {
+      if (c.state == kOpen && c.stalled) {
+        c.stalled = false;
+        // Part of the flood is still unsent: while this client did not read,
+        // the server stopped reading it (backpressure) or fell behind.
+        if (c.send_off < c.send_target) totals.slow_blocked++;
+        Receive(c, true);  // reads until EAGAIN: no edge will come for what waited
+        if (c.state == kOpen) Pump(c);
+      }
+    } else if (kind == kTimerReplace) {
+      if (c.state == kDead && Running(now, phase)) Replace(c);
+    }
+  }
+
+  void ArmFault(Conn& c, int64_t now) {
+    c.fstate = kFaultArmed;
+    int64_t delay = cfg_.fault_delay_ms > 0 ? static_cast<int64_t>(Rand() % (static_cast<uint64_t>(cfg_.fault_delay_ms) * 1000 + 1)) * 1000 : 0;
+    SetTimer(c, kTimerFault, now + delay);
+  }
+
+  void StartFault(Conn& c, int64_t now) {
+    // Its requests stop being requests: what follows is the fault's bytes.
+    outstanding_ -= c.stamps.size();
+    c.stamps.clear();
+    c.inflight = 0;
+    c.fstate = kFaultActive;
+    const uint64_t size = static_cast<uint64_t>(cfg_.size);
+    switch (c.fault) {
+      case kFaultReset: {
+        totals.faults[0]++;
+        linger l = {1, 0};  // close() sends RST and drops whatever is queued either way
+        setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        return Kill(c);
+      }
+      case kFaultHalfClose:
+        totals.faults[1]++;
+        c.fault_pending = true;
+        outstanding_++;
+        c.send_target += size;
+        c.shut_pending = true;
+        return Pump(c);
+      case kFaultSlowRead:
+        totals.faults[2]++;
+        c.fault_pending = true;
+        outstanding_++;
+        c.stalled = true;
+        c.send_target += c.deep ? cfg_.fault_deep_flood : cfg_.fault_flood;
+        SetTimer(c, kTimerStallEnd, now + static_cast<int64_t>(cfg_.fault_stall_ms) * 1000000);
+        return Pump(c);
+      case kFaultVanish:
+        totals.faults[3]++;
+        c.send_target += size;  // a request whose reply nobody will read
+        Pump(c);
+        if (c.state == kOpen) Kill(c);
+        return;
+    }
+  }
+
+  // A new connection for a faulty slot.
+  void Replace(Conn& c) {
+    c.gen++;
+    c.base = ((static_cast<uint64_t>(c.id) + static_cast<uint64_t>(c.gen) * 40503u) * 2654435761ull) % kPeriod;
+    c.state = kConnecting;
+    c.writable = false;
+    c.inflight = 0;
+    c.stamps.clear();
+    c.issued = c.answered = 0;
+    c.send_off = c.send_target = c.recv_off = 0;
+    c.opened = false;
+    c.fault = 0;
+    c.fstate = kFaultNone;
+    c.stalled = c.deep = c.shut_pending = c.fault_pending = false;
+    StartConnect(c);
   }
 
  public:
@@ -668,7 +951,13 @@ class Worker {
   std::vector<Conn> conns_;
   std::unique_ptr<char[]> buf_;
   std::string hello_req_, work_req_;
-  int64_t outstanding_ = 0;  // issued and unanswered, all connections
+  int64_t outstanding_ = 0;  // issued and unanswered, all connections (+1 per fault waiting for its bytes)
+  std::vector<Conn*> faulty_;
+  std::vector<unsigned> kinds_;
+  size_t kind_next_ = 0;
+  uint64_t slow_count_ = 0;
+  uint64_t rng_ = 1;
+  int64_t next_deadline_ = INT64_MAX;
 };
 
 // ---- the coordinator and the JS edge ----------------------------------------------
@@ -702,10 +991,16 @@ struct Run {
     std::lock_guard<std::mutex> lk(mu);
     cv.notify_all();
   }
-  // Sleeps until `until` (monotonic ns) or cancellation.
-  void SleepUntil(int64_t until) {
+  void EndWarmup() {
+    shared.end_warmup.store(true);
+    std::lock_guard<std::mutex> lk(mu);
+    cv.notify_all();
+  }
+  // Sleeps until `until` (monotonic ns) or cancellation (or, with
+  // `warmup_end`, until JS ends the warm-up).
+  void SleepUntil(int64_t until, bool warmup_end = false) {
     std::unique_lock<std::mutex> lk(mu);
-    while (!shared.cancelled.load() && NowNs() < until)
+    while (!shared.cancelled.load() && !(warmup_end && shared.end_warmup.load()) && NowNs() < until)
       cv.wait_for(lk, std::chrono::nanoseconds(std::max<int64_t>(until - NowNs(), 0)));
   }
 };
@@ -727,9 +1022,27 @@ Napi::Object ResultObject(Napi::Env env, const Result& r) {
   n("unanswered", static_cast<double>(t.unanswered));
   n("idleConns", static_cast<double>(t.idle_conns));
   n("workRequests", static_cast<double>(t.work_requests));
+  n("activeConns", static_cast<double>(t.active_conns));
+  n("warmupRequests", static_cast<double>(t.warmup_completed));
   n("bytesSent", static_cast<double>(t.bytes_sent));
   n("bytesReceived", static_cast<double>(t.bytes_received));
   n("bytesVerified", static_cast<double>(t.bytes_verified));
+  n("healthyConns", static_cast<double>(t.healthy_conns));
+  n("healthyFailed", static_cast<double>(t.healthy_failed));
+  n("healthyBytesVerified", static_cast<double>(t.healthy_bytes_verified));
+  n("healthyBytesLost", static_cast<double>(t.healthy_bytes_lost));
+  Napi::Object f = Napi::Object::New(env);
+  f.Set("reset", Num(env, static_cast<double>(t.faults[0])));
+  f.Set("halfClose", Num(env, static_cast<double>(t.faults[1])));
+  f.Set("slowRead", Num(env, static_cast<double>(t.faults[2])));
+  f.Set("vanish", Num(env, static_cast<double>(t.faults[3])));
+  f.Set("reconnects", Num(env, static_cast<double>(t.reconnects)));
+  f.Set("reconnectErrors", Num(env, static_cast<double>(t.reconnect_errors)));
+  f.Set("completed", Num(env, static_cast<double>(t.fault_completed)));
+  f.Set("incomplete", Num(env, static_cast<double>(t.fault_incomplete)));
+  f.Set("bytesVerified", Num(env, static_cast<double>(t.fault_bytes_verified)));
+  f.Set("slowBlocked", Num(env, static_cast<double>(t.slow_blocked)));
+  o.Set("faults", f);
   o.Set("cancelled", Napi::Boolean::New(env, r.cancelled));
   o.Set("firstError", t.first_error.empty() ? env.Null() : Napi::String::New(env, t.first_error));
   o.Set("firstConnectError",
@@ -771,14 +1084,16 @@ void Coordinate(std::shared_ptr<Run> run) {
       errors += w->live.errors.load(std::memory_order_relaxed);
     }
     int64_t now = NowNs();
-    auto* p = new Progress{static_cast<double>(now - t_ref) / 1e9, sh.phase.load(), connected, done, errors,
+    int phase = sh.phase.load();
+    if (phase == kRun && now < sh.t_measure.load()) phase = kWarmupReport;
+    auto* p = new Progress{static_cast<double>(now - t_ref) / 1e9, phase, connected, done, errors,
                            now > *last_t ? static_cast<double>(done - *last_done) * 1e9 / static_cast<double>(now - *last_t) : 0};
     *last_done = done;
     *last_t = now;
     napi_status st = run->tsfn.NonBlockingCall(p, [](Napi::Env env, Napi::Function cb, Progress* p) {
       Napi::Object o = Napi::Object::New(env);
       o.Set("elapsedS", Num(env, p->elapsed_s));
-      static const char* kNames[] = {"connect", "run", "drain", "stop"};
+      static const char* kNames[] = {"connect", "run", "drain", "stop", "warmup"};
       o.Set("phase", Napi::String::New(env, kNames[p->phase]));
       o.Set("connected", Num(env, static_cast<double>(p->connected)));
       o.Set("requests", Num(env, static_cast<double>(p->completed)));
@@ -811,8 +1126,10 @@ void Coordinate(std::shared_ptr<Run> run) {
     }
     int64_t t0 = NowNs();
     result->connect_ms = static_cast<double>(t0 - launch) / 1e6;
-    const int64_t t_end = t0 + static_cast<int64_t>(cfg.duration_s * 1e9);
+    const int64_t t_measure = t0 + static_cast<int64_t>(cfg.warmup_s * 1e9);
+    const int64_t t_end = t_measure + static_cast<int64_t>(cfg.duration_s * 1e9);
     sh.t_start.store(t0);
+    sh.t_measure.store(t_measure);
     sh.t_end.store(t_end);
     sh.t_drain_end.store(t_end + static_cast<int64_t>(cfg.drain_s * 1e9));
     sh.phase.store(kRun, std::memory_order_release);
@@ -821,15 +1138,30 @@ void Coordinate(std::shared_ptr<Run> run) {
     last_done = 0;
     last_t = t0;
     next_progress = t0 + step;
-    while (!sh.cancelled && NowNs() < t_end) {
-      run->SleepUntil(std::min(next_progress, t_end));
-      if (NowNs() >= next_progress && NowNs() < t_end) {
+    bool measuring = t_measure <= t0;
+    while (!sh.cancelled && NowNs() < sh.t_end.load()) {
+      const int64_t te = sh.t_end.load();
+      run->SleepUntil(std::min(measuring ? next_progress : std::min(next_progress, t_measure), te), !measuring);
+      if (!measuring && (NowNs() >= t_measure || sh.end_warmup.load())) {
+        if (NowNs() < t_measure) {
+          // Ended early from JS: the measured window starts now.
+          const int64_t now = NowNs();
+          sh.t_measure.store(now);
+          sh.t_end.store(now + static_cast<int64_t>(cfg.duration_s * 1e9));
+          sh.t_drain_end.store(sh.t_end.load() + static_cast<int64_t>(cfg.drain_s * 1e9));
+          for (auto& w : workers) w->Wake();
+        }
+        measuring = true;
+        progress(t0, &last_done, &last_t);  // the warm-up is over: a phase change
+        continue;
+      }
+      if (NowNs() >= next_progress && NowNs() < sh.t_end.load()) {
         progress(t0, &last_done, &last_t);
         next_progress += step;
       }
     }
-    int64_t stopped = std::min(NowNs(), t_end);
-    result->duration_s = static_cast<double>(stopped - t0) / 1e9;
+    int64_t stopped = std::min(NowNs(), sh.t_end.load());
+    result->duration_s = static_cast<double>(std::max<int64_t>(stopped - sh.t_measure.load(), 0)) / 1e9;
     result->cancelled = sh.cancelled.load();
     // Drain: wait for the answers still in flight (bounded).
     sh.phase.store(kDrain, std::memory_order_release);
@@ -870,9 +1202,10 @@ double NumOf(Napi::Object o, const char* key, double dflt) {
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
 }
 
-// loadRun(config, onProgress) -> {done: Promise<result | {rc, syscall}>, cancel()}
+// loadRun(config, onProgress) -> {done: Promise<result | {rc, syscall}>, cancel(), endWarmup()}
 // config: {host, port, conns, size, depth, durationS, rate, workUs, workRatio,
-// protocol: 0 echo | 1 http, threads, sources, connectTimeoutS, drainS, progressMs}
+// protocol: 0 echo | 1 http, threads, sources, connectTimeoutS, drainS, progressMs,
+// activeRatio, warmupS}
 // (validated by lib/lab/load.ts).
 Napi::Value LoadRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -890,15 +1223,25 @@ Napi::Value LoadRun(const Napi::CallbackInfo& info) {
   cfg.size = std::max(1, static_cast<int>(NumOf(c, "size", 64)));
   cfg.depth = std::max(1, static_cast<int>(NumOf(c, "depth", 1)));
   cfg.duration_s = std::min(std::max(NumOf(c, "durationS", 1), 0.0), 86400.0);
+  cfg.warmup_s = std::min(std::max(NumOf(c, "warmupS", 0), 0.0), 86400.0);
   cfg.rate = std::max(NumOf(c, "rate", 0), 0.0);
   cfg.work_us = std::max(0, static_cast<int>(NumOf(c, "workUs", 0)));
   cfg.work_ratio = std::min(std::max(NumOf(c, "workRatio", 0), 0.0), 1.0);
+  cfg.active_ratio = std::min(std::max(NumOf(c, "activeRatio", 1), 0.0), 1.0);
   cfg.http = NumOf(c, "protocol", 0) == 1;
   cfg.threads = std::min(std::max(1, static_cast<int>(NumOf(c, "threads", 1))), cfg.conns);
   cfg.sources = std::min(std::max(1, static_cast<int>(NumOf(c, "sources", 1))), 254);
   cfg.connect_timeout_s = std::min(std::max(NumOf(c, "connectTimeoutS", 10), 0.0), 600.0);
   cfg.drain_s = std::min(std::max(NumOf(c, "drainS", 2), 0.0), 600.0);
   cfg.progress_ms = std::max(10, static_cast<int>(NumOf(c, "progressMs", 1000)));
+  cfg.fault_ratio = std::min(std::max(NumOf(c, "faultRatio", 0), 0.0), 1.0);
+  cfg.fault_kinds = static_cast<unsigned>(std::min(std::max(NumOf(c, "faultKinds", 0), 0.0), 15.0));
+  if (cfg.fault_ratio == 0 || cfg.http || cfg.rate > 0) cfg.fault_kinds = 0;  // echo, closed loop only
+  cfg.fault_delay_ms = std::min(std::max(0, static_cast<int>(NumOf(c, "faultDelayMs", 1000))), 3600000);
+  cfg.fault_stall_ms = std::min(std::max(0, static_cast<int>(NumOf(c, "faultStallMs", 500))), 3600000);
+  cfg.fault_flood = static_cast<uint64_t>(std::min(std::max(NumOf(c, "faultFloodBytes", 128 * 1024), 0.0), 1e9));
+  cfg.fault_deep_flood = static_cast<uint64_t>(std::min(std::max(NumOf(c, "faultDeepFloodBytes", 8 * 1024 * 1024), 0.0), 1e10));
+  cfg.fault_seed = static_cast<uint64_t>(std::min(std::max(NumOf(c, "faultSeed", 1), 0.0), 4294967295.0));
 
   Napi::Function cb = info.Length() > 1 && info[1].IsFunction() ? info[1].As<Napi::Function>()
                                                                  : Napi::Function::New(env, [](const Napi::CallbackInfo&) {});
@@ -915,6 +1258,12 @@ Napi::Value LoadRun(const Napi::CallbackInfo& info) {
       keep);
   cancel.AddFinalizer([](Napi::Env, std::shared_ptr<Run>* p) { delete p; }, keep);
   handle.Set("cancel", cancel);
+  auto* keep2 = new std::shared_ptr<Run>(run);
+  Napi::Function end_warmup = Napi::Function::New(
+      env, [](const Napi::CallbackInfo& ci) { (*static_cast<std::shared_ptr<Run>*>(ci.Data()))->EndWarmup(); },
+      "endWarmup", keep2);
+  end_warmup.AddFinalizer([](Napi::Env, std::shared_ptr<Run>* p) { delete p; }, keep2);
+  handle.Set("endWarmup", end_warmup);
   return handle;
 }
 

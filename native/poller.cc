@@ -1,12 +1,14 @@
 // The native Poller object: a thin wrapper that owns one Backend. Returns
 // 0 / counts / -errno; lib/poller.ts turns -errno into ErrnoError.
 #include <sys/select.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <climits>
 #include <cmath>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backend.h"
 #include "clock.h"
@@ -35,6 +37,7 @@ class NativePoller : public Napi::ObjectWrap<NativePoller> {
                            InstanceMethod<&NativePoller::FailedSyscall>("failedSyscall"),
                            InstanceMethod<&NativePoller::Interrupted>("interrupted"),
                            InstanceMethod<&NativePoller::BindWait>("bindWait"),
+                           InstanceMethod<&NativePoller::Adopt>("adopt"),
                        });
   }
 
@@ -56,6 +59,9 @@ class NativePoller : public Napi::ObjectWrap<NativePoller> {
       e.ThrowAsJavaScriptException();
     }
   }
+  // Adopted fds close with the Poller: on close(), when it is collected, and
+  // when a worker thread's environment is torn down (JS cannot run then).
+  ~NativePoller() override { CloseAdopted(); }
 
  private:
   Napi::Value Closed(Napi::Env env) { return Num(env, -EBADF); }
@@ -114,8 +120,22 @@ class NativePoller : public Napi::ObjectWrap<NativePoller> {
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
     backend_.reset();
+    CloseAdopted();
     return info.Env().Undefined();
   }
+  // adopt(fd): the Poller closes fd with itself (the EventLoop's wakeup fds).
+  Napi::Value Adopt(const Napi::CallbackInfo& info) {
+    if (!backend_) return Closed(info.Env());
+    int fd = Int(info, 0, -1);
+    if (fd < 0) return Num(info.Env(), -EBADF);
+    adopted_.push_back(fd);
+    return Num(info.Env(), 0);
+  }
+  void CloseAdopted() {
+    for (int fd : adopted_) close(fd);
+    adopted_.clear();
+  }
+  std::vector<int> adopted_;
   Napi::Value PollableFd(const Napi::CallbackInfo& info) {
     return Num(info.Env(), backend_ ? backend_->PollableFd() : -1);
   }

@@ -169,7 +169,8 @@ describe('iomux serve usage', () => {
       expect(r.status, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(why);
     }
-  });
+    // Eight CLI processes one after the other: 33 s under npm run test:asan on a loaded machine.
+  }, 180_000);
 
   it('--help has examples; --list shows every arch', () => {
     const help = run('--help');

@@ -58,7 +58,8 @@ export function barChart(points: Point[], o: ChartOptions): Promise<string> {
     encoding: {
       x: { field: 'x', type: 'nominal', title: o.xTitle, axis: { labelAngle: -30 } },
       xOffset: { field: 'series' },
-      y: { field: 'y', type: 'quantitative', title: o.yTitle, scale: o.logY ? { type: 'log' } : {} },
+      // Grouped, never stacked: stacked bars on a log scale are not drawn at all.
+      y: { field: 'y', type: 'quantitative', title: o.yTitle, scale: o.logY ? { type: 'log' } : {}, stack: null },
       color: { field: 'series', type: 'nominal', title: null },
     },
   });

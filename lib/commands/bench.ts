@@ -7,6 +7,7 @@ import { fmt, type MachineInfo } from '../bench/measure';
 import { table } from './backends';
 import { ErrnoError } from '../errors';
 import { UsageError, type Command } from './types';
+import { benchEchoSubcommand, benchC10kSubcommand } from './bench-lab';
 
 interface Sub {
   name: string;
@@ -275,11 +276,11 @@ export function dispatchText(r: DispatchReport): string {
 
 // --- the command -----------------------------------------------------------
 
-const subs: Sub[] = [syscalls, dispatch];
+const subs: Sub[] = [syscalls, dispatch, benchEchoSubcommand, benchC10kSubcommand];
 
 export const benchCommand: Command = {
   name: 'bench',
-  summary: 'benchmarks: syscall costs and the binding tax, event dispatch (libevent bench.c)',
+  summary: 'benchmarks: syscall costs and the binding tax, event dispatch (libevent bench.c), echo, c10k',
   help: `usage: iomux bench <benchmark> [options]
 
 ${subs.map((s) => `  ${s.name.padEnd(10)} ${s.summary}`).join('\n')}

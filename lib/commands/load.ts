@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { runLoad, type LoadResult, type LoadProgress } from '../lab/load';
+import { FAULT_KINDS, runLoad, type FaultKind, type LoadResult, type LoadProgress } from '../lab/load';
 import { ProcessSampler, deriveMetrics, type SamplerReport } from '../lab/metrics';
 import { formatHostPort, intFlag, numFlag } from './serve';
 import { UsageError, type Command } from './types';
@@ -45,7 +45,8 @@ const mib = (kb: number) => `${fix(kb / 1024)} MiB`;
 export function describeRun(r: LoadResult): string {
   const mode = r.rate > 0 ? `open loop at ${int(r.rate)} req/s` : 'closed loop';
   const what = r.protocol === 'echo' ? `echo ${r.size} B` : r.workRatio > 0 ? `http (${r.workRatio * 100}% /work?us=${r.workUs})` : 'http GET /';
-  return `${what} to ${formatHostPort(r.host, r.port)}, ${int(r.conns)} connections from ${r.sources} source address${r.sources > 1 ? 'es' : ''}, depth ${r.depth}, ${mode}, ${r.threads} thread${r.threads > 1 ? 's' : ''}`;
+  const active = r.activeConns !== undefined && r.activeConns < r.conns ? ` (${int(r.activeConns)} active)` : '';
+  return `${what} to ${formatHostPort(r.host, r.port)}, ${int(r.conns)} connections${active} from ${r.sources} source address${r.sources > 1 ? 'es' : ''}, depth ${r.depth}, ${mode}, ${r.threads} thread${r.threads > 1 ? 's' : ''}`;
 }
 
 export function formatSummary(r: LoadResult, server?: ServerMetrics): string {
@@ -57,8 +58,16 @@ export function formatSummary(r: LoadResult, server?: ServerMetrics): string {
     `  verified     ${int(r.bytesVerified)} bytes, ${int(r.verifyErrors)} verification errors`,
     `  connections  ${int(r.connected)} connected in ${fix(r.connectMs)} ms; ${int(r.connectErrors)} connect errors, ${int(r.resets)} resets, ${int(r.serverCloses)} closed by the server, ${int(r.idleConns)} never answered`,
   ];
+  if (r.warmupS > 0) lines.push(`  warm-up      ${fix(r.warmupS, 2)} s before the run: ${int(r.warmupRequests)} requests answered and verified, not measured`);
   if (r.unanswered > 0) lines.push(`  unanswered   ${int(r.unanswered)} requests got no answer`);
   if (r.workRequests > 0) lines.push(`  cpu work     ${int(r.workRequests)} requests asked for ${r.workUs} µs each`);
+  const F = r.faults;
+  if (F && F.reset + F.halfClose + F.slowRead + F.vanish > 0) {
+    lines.push(
+      `  faults       ${int(F.reset)} resets, ${int(F.halfClose)} half-closes, ${int(F.slowRead)} slow readers (${int(F.slowBlocked)} with their flood held back), ${int(F.vanish)} vanished; ${int(F.reconnects)} replacement connections`,
+      `  healthy      ${int(r.healthyConns)} connections, ${int(r.healthyBytesVerified)} bytes verified, ${int(r.healthyBytesLost)} bytes lost, ${int(r.healthyFailed)} failed; faulty: ${int(F.bytesVerified)} bytes verified, ${int(F.completed)} complete, ${int(F.incomplete)} incomplete`,
+    );
+  }
   if (r.firstConnectError) lines.push(`  first connect error: ${r.firstConnectError}`);
   if (r.firstError) lines.push(`  first error: ${r.firstError}`);
   if (server) {
@@ -83,8 +92,11 @@ export const loadCommand: Command = {
   name: 'load',
   summary: 'native load generator: verified replies, latency percentiles',
   help: `usage: iomux load --port N [--host H] [--protocol echo|http] [--conns N] [--size B]
-                  [--depth D] [--duration S] [--rate R] [--work-us U --work-ratio F]
-                  [--threads N] [--sources N] [--pid PID] [--json] [--quiet]
+                  [--depth D] [--duration S] [--warmup S] [--rate R] [--work-us U --work-ratio F]
+                  [--threads N] [--sources N] [--active-ratio F] [--pid PID]
+                  [--json] [--quiet]
+                  [--fault-ratio F [--faults K,...] [--fault-delay-ms MS]
+                   [--fault-stall-ms MS] [--fault-flood-kb KB] [--fault-seed N]]
 
 Drives a lab server (iomux serve, or anything speaking docs/protocols.md)
 from native threads, so the generator is not the bottleneck. It opens every
@@ -108,18 +120,33 @@ Options:
   --size B        echo: bytes per request (default 64)
   --depth D       requests in flight per connection, i.e. pipelining (default 1)
   --duration S    seconds of measured run (default 5)
+  --warmup S      seconds of traffic on the same connections before the measured
+                  run: verified, not counted (default 0); with --pid, CPU and
+                  context switches are taken over the measured run only
   --rate R        open loop: R requests per second in total (default: closed loop)
   --work-us U     http: the CPU-work request burns U µs in the server ...
   --work-ratio F  ... and is this fraction of the requests (0..1)
   --threads N     generator threads (default 1 on 2 cores, else cores/2, max 8)
   --sources N     source addresses 127.0.0.1..127.0.0.N (default ceil(conns/4000))
+  --active-ratio F  only this fraction of the connections (0..1], spread evenly,
+                  send requests; the others are opened and held idle (default 1)
   --pid PID       sample the server process during the run: CPU per request,
                   RSS/PSS per connection, threads, context switches
+  --fault-ratio F echo: this fraction of the connection slots misbehave. Each
+                  connection in one runs for 0..--fault-delay-ms (default
+                  1000), then commits a fault, and a new one takes the slot:
+  --faults K,...  reset (SO_LINGER 0 close), half-close (every byte must come
+                  back, then the server's FIN), slow-read (stops reading for
+                  --fault-stall-ms, default 500, while it sends --fault-flood-kb,
+                  default 128, then reads it all back), vanish (closes with
+                  a reply on its way). Default: all four, taken in turn.
+  --fault-seed N  seeds the fault delays (default 1)
   --json          print one JSON object instead of the summary
   --quiet         no progress lines on stderr
 
-Exit status: 0; 1 when a reply failed verification or nothing connected;
-2 for bad usage.
+Exit status: 0; 1 when a reply failed verification or nothing connected
+(with --fault-ratio also when a healthy connection lost bytes or died, or a
+half-close or slow reader did not get every byte back); 2 for bad usage.
 
 Examples:
   iomux load --port 8080 --conns 100 --duration 2
@@ -140,16 +167,30 @@ Examples:
         size: { type: 'string' },
         depth: { type: 'string' },
         duration: { type: 'string' },
+        warmup: { type: 'string' },
         rate: { type: 'string' },
         'work-us': { type: 'string' },
         'work-ratio': { type: 'string' },
         threads: { type: 'string' },
         sources: { type: 'string' },
+        'active-ratio': { type: 'string' },
         pid: { type: 'string' },
         json: { type: 'boolean' },
         quiet: { type: 'boolean' },
+        'fault-ratio': { type: 'string' },
+        faults: { type: 'string' },
+        'fault-delay-ms': { type: 'string' },
+        'fault-stall-ms': { type: 'string' },
+        'fault-flood-kb': { type: 'string' },
+        'fault-seed': { type: 'string' },
       },
     });
+    let faults: FaultKind[] | undefined;
+    if (values.faults !== undefined) {
+      faults = values.faults.split(',').map((f) => f.trim()) as FaultKind[];
+      for (const f of faults) if (!FAULT_KINDS.includes(f)) throw new UsageError(`--faults: unknown fault '${f}' (one of: ${FAULT_KINDS.join(', ')})`);
+    }
+    const floodKb = intFlag(values['fault-flood-kb'], '--fault-flood-kb', 0, 1 << 20);
     const port = intFlag(values.port, '--port', 1, 65535);
     if (port === undefined) throw new UsageError('--port is required');
     const protocol = values.protocol ?? 'echo';
@@ -171,6 +212,8 @@ Examples:
         throw new UsageError(`--pid ${pid}: cannot read /proc/${pid} (${(err as Error).message})`);
       }
     }
+    const warmup = numFlag(values.warmup, '--warmup', 0, 86_400);
+    let measured: ProcessSampler | null = null;
     let sampledAtEnd = false;
     const ac = new AbortController();
     const onSigint = () => ac.abort();
@@ -185,17 +228,35 @@ Examples:
         size: intFlag(values.size, '--size', 1, 1 << 20),
         depth: intFlag(values.depth, '--depth', 1, 4096),
         duration: numFlag(values.duration, '--duration', 0.01, 86_400),
+        warmup,
         rate: numFlag(values.rate, '--rate', 0, 1e8),
         workUs,
         workRatio,
         threads: intFlag(values.threads, '--threads', 1, 256),
         sources: intFlag(values.sources, '--sources', 1, 254),
+        activeRatio: numFlag(values['active-ratio'], '--active-ratio', 1e-9, 1),
+        faultRatio: numFlag(values['fault-ratio'], '--fault-ratio', 0, 1),
+        faults,
+        faultDelayMs: intFlag(values['fault-delay-ms'], '--fault-delay-ms', 0, 3_600_000),
+        faultStallMs: intFlag(values['fault-stall-ms'], '--fault-stall-ms', 0, 3_600_000),
+        faultFloodBytes: floodKb === undefined ? undefined : floodKb * 1024,
+        faultSeed: intFlag(values['fault-seed'], '--fault-seed', 0, 0xffffffff),
         signal: ac.signal,
         onProgress: (p) => {
+          // The warm-up is over: CPU and context switches count from here.
+          if (p.phase === 'run' && pid !== undefined && (warmup ?? 0) > 0 && !measured) {
+            measured = new ProcessSampler(pid);
+            try {
+              measured.start();
+            } catch {
+              measured = null;
+            }
+          }
           // The run is over, every connection still open: the server's peak.
           if (p.phase === 'drain' && !sampledAtEnd) {
             sampledAtEnd = true;
             sampler?.sampleNow();
+            (measured as ProcessSampler | null)?.sampleNow();
           }
           if (!values.quiet) process.stderr.write(formatProgress(p));
         },
@@ -207,11 +268,22 @@ Examples:
       process.off('SIGINT', onSigint);
     }
     const server = sampler ? serverMetrics(sampler.stop(), result) : undefined;
+    const m = measured as ProcessSampler | null;
+    if (server && m) {
+      // Memory against the idle server before the load; CPU over the measured run.
+      const w = serverMetrics(m.stop(), result);
+      Object.assign(server, { cpu: w.cpu, cpuUsPerRequest: w.cpuUsPerRequest, cores: w.cores, ctxSwitches: w.ctxSwitches });
+    }
     if (values.json) {
       process.stdout.write(JSON.stringify(server ? { ...result, server } : result) + '\n');
     } else {
       process.stdout.write(formatSummary(result, server));
     }
-    return result.verifyErrors > 0 || result.connected === 0 ? 1 : 0;
+    const f = result.faults;
+    // With faults injected, a healthy connection that lost bytes or died, or a
+    // half-close/slow reader that did not get its bytes back, is a failure too.
+    const faulted = (numFlag(values['fault-ratio'], '--fault-ratio', 0, 1) ?? 0) > 0;
+    const lost = faulted && (result.healthyBytesLost > 0 || result.healthyFailed > 0 || f.incomplete > 0);
+    return result.verifyErrors > 0 || result.connected === 0 || lost ? 1 : 0;
   },
 };

@@ -4,7 +4,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { EventLoop } from '../../lib/loop';
 import { Poller, type BackendName } from '../../lib/poller';
+import { Ring } from '../../lib/ring';
 import * as sys from '../../lib/sys';
 import { available } from '../helpers/backends';
 
@@ -36,6 +38,36 @@ function livePollers(): { pollers: Poller[]; fds: number[] } {
     fds.push(r, w, idle, idleW);
   }
   return { pollers, fds };
+}
+
+/** EventLoops of every backend (one attached, unref'd) and a Ring, with work pending, never closed. */
+function liveLoopsAndRings(): { loops: EventLoop[]; rings: Ring[] } {
+  const loops: EventLoop[] = [];
+  for (const name of available as BackendName[]) {
+    const loop = new EventLoop(name);
+    const [r, w] = sys.pipe();
+    sys.write(w, Buffer.from('x'));
+    loop.watch(r, 1, () => {});
+    loop.setTimeout(() => {}, 60_000);
+    void loop.wakeupFd;
+    loop.runOnce(0);
+    loops.push(loop);
+  }
+  const attached = new EventLoop('epoll');
+  const [r] = sys.pipe();
+  attached.watch(r, 1, () => {}).unref();
+  attached.attach();
+  loops.push(attached);
+  const rings: Ring[] = [];
+  if (Ring.probe().available) {
+    const ring = new Ring({ entries: 8, bufferCount: 8, bufferSize: 256 });
+    const [a] = sys.socketpair();
+    ring.recv(a, 1);
+    ring.timeout(60_000, 2);
+    ring.submit();
+    rings.push(ring);
+  }
+  return { loops, rings };
 }
 
 async function workerExits(workerMode: string): Promise<void> {
@@ -75,6 +107,56 @@ async function main(): Promise<void> {
       console.log('ending with live Pollers');
       return;
     }
+    case 'main-exit-live-loops': {
+      livePollers();
+      liveLoopsAndRings();
+      console.log('exiting with live EventLoops and Rings');
+      process.exit(0);
+    }
+    // falls through (unreachable)
+    case 'main-natural-live-loops': {
+      (globalThis as { keep?: unknown }).keep = [livePollers(), liveLoopsAndRings()];
+      console.log('ending with live EventLoops and Rings');
+      return;
+    }
+    case 'main-exit-in-loop-run': {
+      // process.exit() from a callback of an owned loop that is running (run()).
+      const live = liveLoopsAndRings();
+      const loop = new EventLoop('epoll');
+      const [r, w] = sys.pipe();
+      loop.watch(r, 1, () => {
+        console.log('exiting from a callback of a running EventLoop');
+        process.exit(0);
+      });
+      loop.setTimeout(() => sys.write(w, Buffer.from('x')), 20);
+      (globalThis as { keep?: unknown }).keep = live;
+      void loop.run();
+      return;
+    }
+    case 'main-exit-in-ring-run': {
+      // process.exit() from the completion callback of ring.run().
+      const live = liveLoopsAndRings();
+      (globalThis as { keep?: unknown }).keep = live;
+      if (!Ring.probe().available) {
+        console.log('exiting from a ring.run() callback (no io_uring here: nothing to run)');
+        process.exit(0);
+      }
+      const ring = new Ring({ entries: 8, bufferCount: 8, bufferSize: 256 });
+      const [a] = sys.socketpair();
+      ring.recv(a, 1); // stays pending
+      ring.timeout(20, 7);
+      ring.run((n) => {
+        for (let i = 0; i < n; i++) {
+          if (ring.completions[4 * i] === 7) {
+            console.log('exiting from a ring.run() callback');
+            process.exit(0);
+          }
+        }
+      });
+      console.log('ring.run() returned: unexpected');
+      process.exit(3);
+    }
+    // falls through (unreachable)
     case 'main-exit-worker-looping': {
       const w = startWorker('loop');
       w.on('message', () => {

@@ -1,6 +1,7 @@
 // Which backends this machine has, for suites that run on every available one.
 import { Poller, backends, type BackendName, type BackendStatus, type PollerOptions } from '../../lib/poller';
 import { ErrnoError } from '../../lib/errors';
+import { Ring, type RingOptions } from '../../lib/ring';
 
 export const statuses: BackendStatus[] = probe();
 
@@ -31,6 +32,19 @@ export function newPoller(name: BackendName, options?: PollerOptions): Poller {
   for (let attempt = 0; ; attempt++) {
     try {
       return new Poller(name, options);
+    } catch (err) {
+      const sysctl = err instanceof ErrnoError && err.code === 'EPERM' && /io_uring_disabled/.test(err.message);
+      if (!sysctl || attempt >= 5000) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+  }
+}
+
+/** new Ring(options), riding out the same window as newPoller(). */
+export function newRing(options?: RingOptions): Ring {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return new Ring(options);
     } catch (err) {
       const sysctl = err instanceof ErrnoError && err.code === 'EPERM' && /io_uring_disabled/.test(err.message);
       if (!sysctl || attempt >= 5000) throw err;
