@@ -3,16 +3,29 @@
 # pulled: install docker.io and debootstrap from Debian, start dockerd (unless
 # one is already running), build the base image locally (scripts/docker-base.sh),
 # run the Docker tests against it, and stop the dockerd it started.
-# Needs root and a Debian/Ubuntu host with apt. Every step is time-bounded.
+# Needs root and a Debian/Ubuntu host with apt. Every step is time-bounded,
+# and all of them together by CI_DOCKER_BUDGET (seconds, default 2700).
 #   scripts/ci-docker.sh            (from .ci/run, after npm ci)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 t0=$SECONDS
+# The whole script stays within this many seconds (default 45 min): every step
+# gets its own cap, cut to what is left of the budget.
+BUDGET=${CI_DOCKER_BUDGET:-2700}
 declare -a summary=()
+left() { # cap: seconds for the next step (1 once the budget is spent)
+  local rest=$((BUDGET - (SECONDS - t0)))
+  [ "$rest" -gt 0 ] || rest=1
+  echo $(($1 < rest ? $1 : rest))
+}
 phase() { phase_name=$1; phase_start=$SECONDS; echo; echo "==> ci-docker: $1"; }
 phase_done() { summary+=("$(printf '%4d s  %s' $((SECONDS - phase_start)) "$phase_name")"); }
-die() { echo "ci-docker: FAIL: $*" >&2; exit 1; }
+die() {
+  echo "ci-docker: FAIL: $* (after $((SECONDS - t0)) s; '${phase_name:-}' ran $((SECONDS - ${phase_start:-0})) s)" >&2
+  [ ${#summary[@]} -eq 0 ] || printf '  %s\n' "${summary[@]}" >&2
+  exit 1
+}
 
 [ "$(id -u)" = 0 ] || die "must run as root (dockerd, debootstrap)"
 
@@ -21,8 +34,8 @@ need=()
 [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
-  timeout 600 apt-get -o DPkg::Lock::Timeout=300 update -qq
-  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${need[@]}" >/dev/null
+  timeout "$(left 300)" apt-get -o DPkg::Lock::Timeout=120 update -qq
+  DEBIAN_FRONTEND=noninteractive timeout "$(left 600)" apt-get -o DPkg::Lock::Timeout=120 install -y -qq "${need[@]}" >/dev/null
   echo "installed: ${need[*]}"
 else
   echo "already installed"
@@ -74,14 +87,14 @@ phase_done
 
 phase "base image (debootstrap bookworm + this machine's node)"
 # One retry: debootstrap downloads from the Debian mirror.
-BASE=$(timeout 1200 scripts/docker-base.sh) ||
-  { echo "ci-docker: base image failed, retrying once"; BASE=$(timeout 1200 scripts/docker-base.sh); } ||
+BASE=$(timeout "$(left 600)" scripts/docker-base.sh) ||
+  { echo "ci-docker: base image failed, retrying once"; BASE=$(timeout "$(left 600)" scripts/docker-base.sh); } ||
   die "scripts/docker-base.sh failed"
 export BASE
 phase_done
 
 phase "npm run test:docker (BASE=$BASE)"
-timeout 2400 npm run test:docker || die "npm run test:docker failed"
+timeout "$(left 2400)" npm run test:docker || die "npm run test:docker failed"
 phase_done
 
 phase "clean up dangling images"

@@ -12,10 +12,11 @@
 # Environment: BASE (default node:20-bookworm; scripts/docker-base.sh builds
 # a local one), DOCKER (default docker), NODE_EXTRA_CA_CERTS (passed in).
 # Containers run with --network=none (the tests only use loopback); builds use
-# the host network. And with --ulimit memlock=-1: root in a container lacks
-# CAP_IPC_LOCK, so io_uring's pinned memory counts against RLIMIT_MEMLOCK
-# (8 MiB from dockerd here), and rings are freed asynchronously: the tests
-# that create thousands of rings in a row then fail with ENOMEM.
+# the host network. And with --cap-add IPC_LOCK, as root on the host has it:
+# without it io_uring's memory counts against RLIMIT_MEMLOCK (8 MiB, which
+# dockerd cannot raise here: no CAP_SYS_RESOURCE), and as rings are freed
+# asynchronously, the tests that create thousands of rings in a row fail
+# with ENOMEM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +31,11 @@ step_start=$SECONDS
 declare -a summary=()
 step() { step_start=$SECONDS; echo; echo "==> test-docker: $*"; }
 done_step() { summary+=("$(printf '%4d s  %s' $((SECONDS - step_start)) "$1")"); }
-die() { echo "test-docker: FAIL: $*" >&2; exit 1; }
+die() {
+  echo "test-docker: FAIL: $* (after $((SECONDS - t0)) s; the failing step ran $((SECONDS - step_start)) s)" >&2
+  [ ${#summary[@]} -eq 0 ] || printf '  %s\n' "${summary[@]}" >&2
+  exit 1
+}
 
 node scripts/seccomp-profiles.js --check || die "seccomp profiles are stale"
 
@@ -56,7 +61,7 @@ build test "$IMAGE" || { echo "test-docker: build failed, retrying once"; build 
   die "docker build failed"
 done_step "build (source build, npm ci, tsc, npm pack)"
 
-RUN_OPTS=(--rm --network=none --ulimit memlock=-1:-1)
+RUN_OPTS=(--rm --network=none --cap-add IPC_LOCK)
 
 # Runs a shell script in a fresh container under the given seccomp profile.
 run_in() { # profile script
