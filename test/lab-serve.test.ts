@@ -5,10 +5,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import { ARCHS } from '../lib/arch';
 import { runLoad } from '../lib/lab/load';
 import { RESPONSES } from '../lib/lab/protocol';
-import { HELLO_RESPONSE, exchange, serve, type Served } from './lab-helpers';
+import { HELLO_RESPONSE, exchange, root, serve, type Served } from './lab-helpers';
 
 const available = ARCHS.filter((a) => a.availability().available);
 for (const a of ARCHS) {
@@ -243,5 +245,39 @@ describe.each(available.map((a) => a.name))('arch %s', (arch) => {
     );
     expect(await s.stop('SIGINT')).toEqual({ code: 0, signal: null });
     for (const c of socks) c.destroy();
+  });
+});
+
+describe('iomux serve: a server that does not stop', () => {
+  it('kills itself (SIGKILL) once the backstop after --grace-ms has passed, saying why', async () => {
+    // A multi-reactor whose close() never settles stands for a worker stuck
+    // in a native call: the process must not outlive its SIGTERM.
+    const script = `
+      const arch = require(${JSON.stringify(path.join(root, 'dist', 'arch'))}).ARCHS.find((a) => a.name === 'multi-reactor');
+      const start = arch.start;
+      arch.start = async (o) => Object.assign(await start(o), { close: () => new Promise(() => {}) });
+      require(${JSON.stringify(path.join(root, 'dist', 'cli.js'))}).main(process.argv.slice(1));
+    `;
+    const child = spawn(process.execPath, ['-e', script, 'serve', '--arch', 'multi-reactor', '--workers', '1', '--port', '0', '--grace-ms', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, IOMUX_SERVE_BACKSTOP_MS: '500' },
+    });
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (c, s) => r([c, s])));
+    const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d) => {
+        out += d;
+        if (out.includes('\n')) resolve();
+      });
+      child.on('exit', () => reject(new Error(`exited before listening: ${err}`)));
+    });
+    child.kill('SIGTERM');
+    const [code, signal] = await exited;
+    clearTimeout(guard);
+    expect({ code, signal }).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(err).toMatch(/multi-reactor did not stop within 500 ms of SIGTERM \(grace 0 ms\): killing the process \(SIGKILL\)/);
   });
 });

@@ -14,6 +14,10 @@ const OPTION_FLAGS: Record<ServeOptionName, string> = {
   stackKb: '--stack-kb',
 };
 
+/** How long after --grace-ms a server that has not stopped gets before it kills
+ * itself (IOMUX_SERVE_BACKSTOP_MS overrides it, for the test of that path). */
+const STOP_BACKSTOP_MS = Number(process.env.IOMUX_SERVE_BACKSTOP_MS) > 0 ? Number(process.env.IOMUX_SERVE_BACKSTOP_MS) : 15_000;
+
 /** An integer option: undefined when absent, UsageError when malformed. */
 export function intFlag(value: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
@@ -80,7 +84,8 @@ Options:
                   c-epoll, c-uring: reactor threads on SO_REUSEPORT (default 1)
   --workers N     archs with worker_threads: how many
   --stack-kb N    threads, thread-pool: stack per thread in KiB (min 16)
-  --grace-ms N    on shutdown, time allowed for in-flight replies (default 2000)
+  --grace-ms N    on shutdown, time allowed for in-flight replies (default 2000);
+                  a server still running ${STOP_BACKSTOP_MS / 1000} s after that kills itself (SIGKILL)
   --list          print the architectures, whether they work here and why not
 
 Examples:
@@ -169,6 +174,17 @@ Examples:
           process.exit(1);
         }
         signalled = sig;
+        // Backstop: a server whose threads do not stop (a worker blocked in a
+        // native call cannot be terminated, and process.exit() would join it)
+        // must not outlive its signal. Say so and die by SIGKILL.
+        const limitMs = (options.graceMs ?? 2000) + STOP_BACKSTOP_MS;
+        setTimeout(() => {
+          process.stderr.write(
+            `iomux serve: ${arch.name} did not stop within ${limitMs} ms of ${sig}` +
+              ` (grace ${options.graceMs ?? 2000} ms): killing the process (SIGKILL)\n`,
+          );
+          process.kill(process.pid, 'SIGKILL');
+        }, limitMs).unref();
         server.close().then(resolve, (err) => {
           process.stderr.write(`iomux serve: close failed: ${(err as Error).message}\n`);
           resolve();
