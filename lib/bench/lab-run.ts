@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { ARCHS, findArch, type Arch } from '../arch';
 import { backends } from '../poller';
 import { runLoad, type LoadOptions, type LoadResult } from '../lab/load';
-import { readProcess, type ProcSnapshot, type SamplerReport } from '../lab/metrics';
+import { raisePeak, readProcess, type ProcSnapshot, type SamplerReport } from '../lab/metrics';
 
 export const BIN = path.join(__dirname, '..', '..', 'bin', 'iomux.js');
 
@@ -413,10 +413,7 @@ class WindowSampler {
     }
     this.last = s;
     this.samples++;
-    this.peak.rssKb = Math.max(this.peak.rssKb, s.rssKb);
-    if (s.pssKb !== null) this.peak.pssKb = Math.max(this.peak.pssKb ?? 0, s.pssKb);
-    this.peak.vmSizeKb = Math.max(this.peak.vmSizeKb, s.vmSizeKb);
-    this.peak.threads = Math.max(this.peak.threads, s.threads);
+    raisePeak(this.peak, s);
   }
 
   stop(ctx: { voluntary: number; involuntary: number }): SamplerReport {

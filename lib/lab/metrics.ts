@@ -122,6 +122,14 @@ export interface SamplerReport {
   wallS: number;
 }
 
+/** Raises each peak (RSS, PSS, VmSize, threads) to the snapshot's value where it is higher. */
+export function raisePeak(peak: SamplerReport['peak'], s: ProcSnapshot): void {
+  peak.rssKb = Math.max(peak.rssKb, s.rssKb);
+  if (s.pssKb !== null) peak.pssKb = Math.max(peak.pssKb ?? 0, s.pssKb);
+  peak.vmSizeKb = Math.max(peak.vmSizeKb, s.vmSizeKb);
+  peak.threads = Math.max(peak.threads, s.threads);
+}
+
 export interface SamplerOptions {
   /** Sampling period in ms (default 250). Reading many threads takes time, so the
    * period stretches to at least 5x the time one reading took. */
@@ -192,10 +200,7 @@ export class ProcessSampler {
     if (!this.first) this.first = s;
     this.last = s;
     this.samples++;
-    this.peak.rssKb = Math.max(this.peak.rssKb, s.rssKb);
-    if (s.pssKb !== null) this.peak.pssKb = Math.max(this.peak.pssKb ?? 0, s.pssKb);
-    this.peak.vmSizeKb = Math.max(this.peak.vmSizeKb, s.vmSizeKb);
-    this.peak.threads = Math.max(this.peak.threads, s.threads);
+    raisePeak(this.peak, s);
     if (s.perThread) for (const [tid, v] of s.perThread) this.latest.set(tid, v);
     return s;
   }
