@@ -3,6 +3,8 @@
 // the same steps, must be reported the same way by all of them, and the way a
 // small model of the fds predicts. On a disagreement fast-check shrinks the
 // scenario and prints it (with the seed to replay it: IOMUX_DIFF_SEED).
+// The same properties run twice: on bare Pollers, and through one EventLoop
+// per backend (LoopMux below), so the loop's bookkeeping is checked too.
 //
 // What must agree (see RELIABILITY.md for the reasoning):
 // - LEVEL: the READABLE and WRITABLE bits of every registered fd after every
@@ -33,7 +35,8 @@
 // not a property of any backend.
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Poller, Interest, Mode, UnsupportedModeError, type BackendName } from '../lib/poller';
+import { Interest, Mode, UnsupportedModeError, type BackendName } from '../lib/poller';
+import { EventLoop } from '../lib/loop';
 import { ErrnoError } from '../lib/errors';
 import * as sys from '../lib/sys';
 import { available, newPoller, noteUnavailable, statuses } from './helpers/backends';
@@ -58,6 +61,7 @@ const SCRATCH = Buffer.alloc(4 * CHUNK);
 type Step =
   | { op: 'add'; ep: number; interest: number; mode: number }
   | { op: 'modify'; ep: number; interest: number; mode: number }
+  | { op: 'rearm'; ep: number }
   | { op: 'remove'; ep: number }
   | { op: 'write'; ep: number; size: number }
   | { op: 'fill'; ep: number }
@@ -80,6 +84,8 @@ function scenarioArb(modes: number[]): fc.Arbitrary<Scenario> {
   const step: fc.Arbitrary<Step> = fc.oneof(
     { weight: 5, arbitrary: fc.record({ op: fc.constant('add' as const), ep, interest, mode }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('modify' as const), ep, interest, mode }) },
+    // modify() with the registration it has: how a ONESHOT is re-armed.
+    { weight: 3, arbitrary: fc.record({ op: fc.constant('rearm' as const), ep }) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('remove' as const), ep }) },
     { weight: 5, arbitrary: fc.record({ op: fc.constant('write' as const), ep, size }) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('fill' as const), ep }) },
@@ -128,11 +134,63 @@ interface PairState {
 interface PollerReg extends Reg {
   armed: boolean;
 }
+/** What a round drives: a Poller, or an EventLoop seen through LoopMux. */
+interface Mux {
+  readonly events: Int32Array;
+  add(fd: number, interest: number, mode: number): void;
+  modify(fd: number, interest: number, mode: number): void;
+  remove(fd: number): void;
+  wait(timeout: number): number;
+  close(): void;
+}
 interface Instance {
   name: BackendName;
-  poller: Poller;
+  poller: Mux;
   regs: Map<number, PollerReg>;
 }
+
+/**
+ * The same steps through an EventLoop: add() is watch(), modify() the
+ * watcher's modify() (which re-arms a ONESHOT), remove() its close(), and a
+ * wait is one runOnce(); the (fd, bits) of every callback it ran are the
+ * events of the round. So the loop's own bookkeeping is under test too: fds
+ * to watchers (numbers reused after close), ONESHOT arming, the bits it
+ * passes on.
+ */
+class LoopMux implements Mux {
+  readonly events = new Int32Array(2 * 1024);
+  private n = 0;
+  private readonly loop: EventLoop;
+  private readonly record = (fd: number, bits: number): void => {
+    this.events[2 * this.n] = fd;
+    this.events[2 * this.n + 1] = bits;
+    this.n++;
+  };
+
+  constructor(name: BackendName) {
+    this.loop = new EventLoop(newPoller(name));
+  }
+  add(fd: number, interest: number, mode: number): void {
+    this.loop.watch(fd, interest, this.record, mode);
+  }
+  modify(fd: number, interest: number, mode: number): void {
+    const w = this.loop.watcherOf(fd);
+    if (!w) throw new Error(`LoopMux: modify() of fd ${fd}, which has no watcher (a bug of the test)`);
+    w.modify(interest, mode);
+  }
+  remove(fd: number): void {
+    this.loop.unwatch(fd);
+  }
+  wait(timeout: number): number {
+    this.n = 0;
+    this.loop.runOnce(timeout);
+    return this.n;
+  }
+  close(): void {
+    this.loop.close();
+  }
+}
+type Layer = 'poller' | 'loop';
 
 const supportCache = new Map(statuses.map((s) => [s.name, s.modes]));
 function supports(name: BackendName, mode: number): boolean {
@@ -168,8 +226,9 @@ class Runner {
     private sc: Scenario,
     private tcp: TcpFactory,
     private t: Totals,
+    private layer: Layer = 'poller',
   ) {
-    this.insts = available.map((name) => ({ name, poller: newPoller(name), regs: new Map() }));
+    this.insts = available.map((name) => ({ name, poller: layer === 'loop' ? new LoopMux(name) : newPoller(name), regs: new Map() }));
   }
 
   run(): void {
@@ -259,6 +318,11 @@ class Runner {
         return;
       }
       case 'modify': {
+        if (!e.reg && this.layer === 'loop') {
+          // A loop has no watcher to modify there: nothing to call.
+          this.trace.push(`${tag} ${this.label(e)}: not watched`);
+          return;
+        }
         if (!e.reg) {
           for (const inst of this.insts) {
             if (supports(inst.name, step.mode)) expectErrno(() => inst.poller.modify(e.fd, step.interest, step.mode), 'ENOENT', `${inst.name} modify of an unregistered fd`);
@@ -270,7 +334,19 @@ class Runner {
         this.setReg(e, { interest: step.interest, mode: step.mode }, 'modify');
         return;
       }
+      case 'rearm': {
+        if (!e.reg) return;
+        this.trace.push(`${tag} ${this.label(e)} interest ${e.reg.interest} mode ${e.reg.mode}`);
+        this.setReg(e, { ...e.reg }, 'modify');
+        return;
+      }
       case 'remove': {
+        if (!e.reg && this.layer === 'loop') {
+          // unwatch() of an fd without a watcher does nothing, on every backend.
+          for (const inst of this.insts) inst.poller.remove(e.fd);
+          this.trace.push(`${tag} ${this.label(e)}: not watched, unwatch() is a no-op`);
+          return;
+        }
         if (!e.reg) {
           for (const inst of this.insts) expectErrno(() => inst.poller.remove(e.fd), 'ENOENT', `${inst.name} remove of an unregistered fd`);
           this.trace.push(`${tag} ${this.label(e)}: not registered, ENOENT everywhere`);
@@ -567,13 +643,13 @@ function expectErrno(fn: () => void, code: string, what: string): void {
   throw new Mismatch(`${what}: expected ErrnoError ${code}, but it succeeded`);
 }
 
-function check(name: string, modes: number[]): void {
+function check(name: string, modes: number[], layer: Layer = 'poller'): void {
   const tcp = new TcpFactory();
   const t: Totals = (totals[name] = { scenarios: 0, steps: 0, rounds: 0, comparisons: 0, bytesWritten: 0, bytesVerified: 0, edgeUncompared: 0 });
   const started = Date.now();
   try {
     fc.assert(
-      fc.property(scenarioArb(modes), (sc) => new Runner(sc, tcp, t).run()),
+      fc.property(scenarioArb(modes), (sc) => new Runner(sc, tcp, t, layer).run()),
       { numRuns: RUNS, seed: SEED },
     );
   } finally {
@@ -644,6 +720,14 @@ describe(`differential: ${available.join(', ')} (${RUNS} scenarios per property)
 
   it('mixed LEVEL / ONESHOT / EDGE / EDGE|ONESHOT registrations', () => {
     check('mixed', [Mode.LEVEL, Mode.ONESHOT, Mode.EDGE, Mode.EDGE | Mode.ONESHOT]);
+  }, 300_000);
+
+  it('through an EventLoop per backend, LEVEL: the same callbacks everywhere, as the model predicts', () => {
+    check('loop-level', [Mode.LEVEL], 'loop');
+  }, 300_000);
+
+  it('through an EventLoop per backend, mixed modes (watchers re-armed by modify())', () => {
+    check('loop-mixed', [Mode.LEVEL, Mode.ONESHOT, Mode.EDGE, Mode.EDGE | Mode.ONESHOT], 'loop');
   }, 300_000);
 
   afterAll(() => {
