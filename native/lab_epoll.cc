@@ -296,36 +296,10 @@ class Reactor {
   size_t live_ = 0;
 };
 
-class EpollServer final : public LabServer {
- public:
-  int Start(const ServeConfig& cfg, SysError* err) override {
-    int n = cfg.threads > 0 ? cfg.threads : 1;
-    for (int i = 0; i < n; i++) {
-      int lfd = ListenTcp(cfg.host, i == 0 ? cfg.port : port_, cfg.backlog, true, n > 1, &port_, err);
-      if (lfd < 0) return Fail(lfd);
-      reactors_.emplace_back(new Reactor(cfg.protocol, stats, cfg.grace_ms));
-      int rc = reactors_.back()->Init(lfd, err);
-      if (rc < 0) return Fail(rc);
-    }
-    return 0;
-  }
-  void Stop() override {
-    for (auto& r : reactors_) r->RequestStop();
-    for (auto& r : reactors_) r->Join();
-    reactors_.clear();
-  }
-
- private:
-  int Fail(int rc) {
-    Stop();
-    return rc;
-  }
-  std::vector<std::unique_ptr<Reactor>> reactors_;
-};
 
 }  // namespace
 
-std::unique_ptr<LabServer> NewEpollServer() { return std::make_unique<EpollServer>(); }
+std::unique_ptr<LabServer> NewEpollServer() { return std::make_unique<ReactorGroupServer<Reactor>>(); }
 
 }  // namespace lab
 }  // namespace iomux

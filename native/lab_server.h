@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "lab_proto.h"
 
@@ -67,6 +68,38 @@ bool SendAll(int fd, const char* buf, size_t len, ServerStats& stats);
 int InitThreadAttr(pthread_attr_t* attr, int stack_kb);
 // Accepted sockets get TCP_NODELAY (replies are small and pipelined).
 void TuneAccepted(int fd);
+
+// c-epoll and c-uring: `threads` reactors, each on its own SO_REUSEPORT
+// listener (the first binds cfg.port, the others the port it got). Reactor
+// needs Reactor(Protocol, ServerStats&, int grace_ms), Init(listen_fd, err)
+// (it owns the fd from then on), RequestStop() and Join().
+template <class Reactor>
+class ReactorGroupServer final : public LabServer {
+ public:
+  int Start(const ServeConfig& cfg, SysError* err) override {
+    int n = cfg.threads > 0 ? cfg.threads : 1;
+    for (int i = 0; i < n; i++) {
+      int lfd = ListenTcp(cfg.host, i == 0 ? cfg.port : port_, cfg.backlog, true, n > 1, &port_, err);
+      if (lfd < 0) return Fail(lfd);
+      reactors_.emplace_back(new Reactor(cfg.protocol, stats, cfg.grace_ms));
+      int rc = reactors_.back()->Init(lfd, err);
+      if (rc < 0) return Fail(rc);
+    }
+    return 0;
+  }
+  void Stop() override {
+    for (auto& r : reactors_) r->RequestStop();
+    for (auto& r : reactors_) r->Join();
+    reactors_.clear();
+  }
+
+ private:
+  int Fail(int rc) {
+    Stop();
+    return rc;
+  }
+  std::vector<std::unique_ptr<Reactor>> reactors_;
+};
 
 }  // namespace lab
 }  // namespace iomux

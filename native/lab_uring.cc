@@ -395,36 +395,10 @@ class RingReactor {
   bool stopping_ = false;
 };
 
-class UringServer final : public LabServer {
- public:
-  int Start(const ServeConfig& cfg, SysError* err) override {
-    int n = cfg.threads > 0 ? cfg.threads : 1;
-    for (int i = 0; i < n; i++) {
-      int lfd = ListenTcp(cfg.host, i == 0 ? cfg.port : port_, cfg.backlog, true, n > 1, &port_, err);
-      if (lfd < 0) return Fail(lfd);
-      reactors_.emplace_back(new RingReactor(cfg.protocol, stats, cfg.grace_ms));
-      int rc = reactors_.back()->Init(lfd, err);
-      if (rc < 0) return Fail(rc);
-    }
-    return 0;
-  }
-  void Stop() override {
-    for (auto& r : reactors_) r->RequestStop();
-    for (auto& r : reactors_) r->Join();
-    reactors_.clear();
-  }
-
- private:
-  int Fail(int rc) {
-    Stop();
-    return rc;
-  }
-  std::vector<std::unique_ptr<RingReactor>> reactors_;
-};
 
 }  // namespace
 
-std::unique_ptr<LabServer> NewUringServer() { return std::make_unique<UringServer>(); }
+std::unique_ptr<LabServer> NewUringServer() { return std::make_unique<ReactorGroupServer<RingReactor>>(); }
 
 }  // namespace lab
 }  // namespace iomux

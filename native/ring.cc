@@ -306,27 +306,33 @@ class NativeRing : public Napi::ObjectWrap<NativeRing> {
     return info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().Uint32Value() : 0;
   }
 
-  // accept(listenFd, ud): multishot accept; each CQE's res is a new fd.
-  Napi::Value Accept(const Napi::CallbackInfo& info) {
+  // Queues one SQE that prep(sqe) fills, tagged with the user data in
+  // argument ud_arg. 0, or -errno when the submission queue has no room.
+  template <class Prep>
+  Napi::Value Queue(const Napi::CallbackInfo& info, size_t ud_arg, Prep prep) {
     int err = 0;
     struct io_uring_sqe* sqe = Sqe(&err);
     if (!sqe) return Num(info.Env(), err);
-    io_uring_prep_multishot_accept(sqe, Int(info, 0, -1), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    Tag(sqe, Ud(info, 1));
+    prep(sqe);
+    Tag(sqe, Ud(info, ud_arg));
     return Num(info.Env(), 0);
+  }
+
+  // accept(listenFd, ud): multishot accept; each CQE's res is a new fd.
+  Napi::Value Accept(const Napi::CallbackInfo& info) {
+    return Queue(info, 1, [&](struct io_uring_sqe* sqe) {
+      io_uring_prep_multishot_accept(sqe, Int(info, 0, -1), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    });
   }
 
   // recv(fd, ud): multishot recv into the buffer ring.
   Napi::Value Recv(const Napi::CallbackInfo& info) {
     if (ready_ && br_ == nullptr) return Num(info.Env(), -ENOBUFS);
-    int err = 0;
-    struct io_uring_sqe* sqe = Sqe(&err);
-    if (!sqe) return Num(info.Env(), err);
-    io_uring_prep_recv_multishot(sqe, Int(info, 0, -1), nullptr, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = kGroup;
-    Tag(sqe, Ud(info, 1));
-    return Num(info.Env(), 0);
+    return Queue(info, 1, [&](struct io_uring_sqe* sqe) {
+      io_uring_prep_recv_multishot(sqe, Int(info, 0, -1), nullptr, 0, 0);
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = kGroup;
+    });
   }
 
   // send(fd, view, ud, msgFlags): the view stays referenced until its CQE.
@@ -374,68 +380,50 @@ class NativeRing : public Napi::ObjectWrap<NativeRing> {
   }
 
   Napi::Value Shutdown(const Napi::CallbackInfo& info) {
-    int err = 0;
-    struct io_uring_sqe* sqe = Sqe(&err);
-    if (!sqe) return Num(info.Env(), err);
-    io_uring_prep_shutdown(sqe, Int(info, 0, -1), Int(info, 1, SHUT_WR));
-    Tag(sqe, Ud(info, 2));
-    return Num(info.Env(), 0);
+    return Queue(info, 2, [&](struct io_uring_sqe* sqe) {
+      io_uring_prep_shutdown(sqe, Int(info, 0, -1), Int(info, 1, SHUT_WR));
+    });
   }
 
   // cancel(targetUd, ud): cancels every request queued with targetUd.
   // Sends are tagged with a buffer slot in the high bits, so they are
   // cancelled by fd rather than by user data.
   Napi::Value Cancel(const Napi::CallbackInfo& info) {
-    int err = 0;
-    struct io_uring_sqe* sqe = Sqe(&err);
-    if (!sqe) return Num(info.Env(), err);
-    io_uring_prep_cancel64(sqe, Ud(info, 0), IORING_ASYNC_CANCEL_ALL);
-    Tag(sqe, Ud(info, 1));
-    return Num(info.Env(), 0);
+    return Queue(info, 1, [&](struct io_uring_sqe* sqe) {
+      io_uring_prep_cancel64(sqe, Ud(info, 0), IORING_ASYNC_CANCEL_ALL);
+    });
   }
 
   Napi::Value CancelFd(const Napi::CallbackInfo& info) {
-    int err = 0;
-    struct io_uring_sqe* sqe = Sqe(&err);
-    if (!sqe) return Num(info.Env(), err);
-    io_uring_prep_cancel_fd(sqe, Int(info, 0, -1), IORING_ASYNC_CANCEL_ALL);
-    Tag(sqe, Ud(info, 1));
-    return Num(info.Env(), 0);
+    return Queue(info, 1, [&](struct io_uring_sqe* sqe) {
+      io_uring_prep_cancel_fd(sqe, Int(info, 0, -1), IORING_ASYNC_CANCEL_ALL);
+    });
   }
 
   // timeout(ms, ud): completes with -ETIME after ms. The timespec lives in a
   // slot tied to the SQE, which the kernel reads while the SQE is submitted.
   Napi::Value Timeout(const Napi::CallbackInfo& info) {
-    int err = 0;
-    struct io_uring_sqe* sqe = Sqe(&err);
-    if (!sqe) return Num(info.Env(), err);
-    int ms = Int(info, 0, 0);
-    if (ms < 0) ms = 0;
-    __kernel_timespec* ts = &timespecs_[static_cast<size_t>(sqe - ring_.sq.sqes)];
-    ts->tv_sec = ms / 1000;
-    ts->tv_nsec = static_cast<long long>(ms % 1000) * 1000000LL;
-    io_uring_prep_timeout(sqe, ts, 0, 0);
-    Tag(sqe, Ud(info, 1));
-    return Num(info.Env(), 0);
+    return Queue(info, 1, [&](struct io_uring_sqe* sqe) {
+      int ms = Int(info, 0, 0);
+      if (ms < 0) ms = 0;
+      __kernel_timespec* ts = &timespecs_[static_cast<size_t>(sqe - ring_.sq.sqes)];
+      ts->tv_sec = ms / 1000;
+      ts->tv_nsec = static_cast<long long>(ms % 1000) * 1000000LL;
+      io_uring_prep_timeout(sqe, ts, 0, 0);
+    });
   }
 
   // poll(fd, pollMask, ud): one-shot; res is the revents mask.
   Napi::Value Poll(const Napi::CallbackInfo& info) {
-    int err = 0;
-    struct io_uring_sqe* sqe = Sqe(&err);
-    if (!sqe) return Num(info.Env(), err);
-    io_uring_prep_poll_add(sqe, Int(info, 0, -1), static_cast<unsigned>(Int(info, 1, POLLIN)));
-    Tag(sqe, Ud(info, 2));
-    return Num(info.Env(), 0);
+    return Queue(info, 2, [&](struct io_uring_sqe* sqe) {
+      io_uring_prep_poll_add(sqe, Int(info, 0, -1), static_cast<unsigned>(Int(info, 1, POLLIN)));
+    });
   }
 
   Napi::Value Nop(const Napi::CallbackInfo& info) {
-    int err = 0;
-    struct io_uring_sqe* sqe = Sqe(&err);
-    if (!sqe) return Num(info.Env(), err);
-    io_uring_prep_nop(sqe);
-    Tag(sqe, Ud(info, 0));
-    return Num(info.Env(), 0);
+    return Queue(info, 0, [&](struct io_uring_sqe* sqe) {
+      io_uring_prep_nop(sqe);
+    });
   }
 
   // submit(): one io_uring_enter if anything is queued; SQEs consumed or -errno.

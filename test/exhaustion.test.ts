@@ -11,21 +11,19 @@
 //   EventLoops too big for it throw ErrnoError ENOMEM or RangeError, and small
 //   ones still work afterwards.
 // (epoll's max_user_watches is machine-wide: test/isolated/epoll-watches.test.ts.)
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Interest, Mode } from '../lib/poller';
 import { Ring, RingTcpServer, type RingConnection } from '../lib/index';
 import * as sys from '../lib/sys';
 import { readProcess } from '../lib/lab/metrics';
+import { spawnServe } from '../lib/lab/serve-process';
 import { available } from './helpers/backends';
 import { newPoller } from './helpers/backends';
 import { describeExit, runChild } from './helpers/child';
 
-const root = path.join(__dirname, '..');
-const bin = path.join(root, 'bin', 'iomux.js');
 const NOFILE = 64;
 const ring = Ring.probe();
 const hasUring = ring.available && available.includes('io_uring');
@@ -35,44 +33,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function record(entry: unknown): void {
   const out = process.env.IOMUX_RELIAB_STATS;
   if (out) fs.appendFileSync(out, JSON.stringify({ exhaustion: entry }) + '\n');
-}
-
-interface Limited {
-  child: ChildProcess;
-  port: number;
-  pid: number;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** `iomux serve ARGS` with RLIMIT_NOFILE soft = hard = nofile (sh's ulimit sets both; serve only lifts soft to hard). */
-function serveLimited(args: string[], nofile: number): Promise<Limited> {
-  const child = spawn('/bin/sh', ['-c', 'ulimit -n "$0" && exec "$@"', String(nofile), process.execPath, bin, 'serve', '--port', '0', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`serve ${args.join(' ')}: no listening line; stderr: ${err}`));
-    }, 30_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve ${args.join(' ')} exited with ${code} before listening; stderr: ${err}`));
-    });
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      const m = /^listening \S+:(\d+) pid=(\d+)$/.exec(out.slice(0, nl));
-      if (!m) return reject(new Error(`unexpected first line ${JSON.stringify(out.slice(0, nl))}`));
-      resolve({ child, port: Number(m[1]), pid: Number(m[2]), stderr: () => err, exited });
-    });
-  });
 }
 
 /** A client that sends `msg` once connected and counts as served when all of it came back. */
@@ -120,7 +80,8 @@ const ARCHS: Array<[string, string[], boolean]> = [
 describe('accept under EMFILE (RLIMIT_NOFILE 64)', () => {
   it.each(ARCHS)('%s: does not spin at the limit, serves the waiting connections once fds are free', async (name, args, ok) => {
     if (!ok) return;
-    const s = await serveLimited(args, NOFILE);
+    // `iomux serve ARGS` with RLIMIT_NOFILE soft = hard = NOFILE (serve only lifts soft to hard).
+    const s = await spawnServe(['serve', '--port', '0', ...args], { nofile: NOFILE });
     const clients: Client[] = [];
     try {
       const base = fdCount(s.pid);
@@ -170,11 +131,8 @@ describe('accept under EMFILE (RLIMIT_NOFILE 64)', () => {
       expect(cpu).toBeLessThan(0.25);
     } finally {
       for (const c of clients) c.sock.destroy();
-      if (s.child.exitCode === null) s.child.kill('SIGTERM');
-      const guard = setTimeout(() => s.child.kill('SIGKILL'), 15_000);
-      const exit = await s.exited;
-      clearTimeout(guard);
-      expect(exit, s.stderr()).toEqual({ code: 0, signal: null });
+      const { code, signal } = await s.stop(15_000);
+      expect({ code, signal }, s.stderr()).toEqual({ code: 0, signal: null });
     }
   }, 90_000);
 });

@@ -1,8 +1,9 @@
 // Shared by the lab tests: spawn `iomux serve` as a child process, read its
 // listening line, stop it with a signal; small raw-socket clients.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { spawnServe } from '../lib/lab/serve-process';
 
 export const root = path.join(__dirname, '..');
 export const bin = path.join(root, 'bin', 'iomux.js');
@@ -16,45 +17,18 @@ export interface Served {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-const LISTENING = /^listening (\S+):(\d+) pid=(\d+)$/;
-
-export function serve(args: string[], timeoutMs = 20_000): Promise<Served> {
-  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`iomux serve ${args.join(' ')}: no listening line in ${timeoutMs} ms; stderr: ${err}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`iomux serve ${args.join(' ')} exited with ${code} before listening; stderr: ${err}`));
-    });
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      const m = LISTENING.exec(out.slice(0, nl));
-      if (!m) return reject(new Error(`unexpected first line: ${JSON.stringify(out.slice(0, nl))}`));
-      resolve({
-        port: Number(m[2]),
-        pid: Number(m[3]),
-        child,
-        stderr: () => err,
-        stop(signal: NodeJS.Signals = 'SIGTERM') {
-          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-          const guard = setTimeout(() => child.kill('SIGKILL'), 15_000);
-          return exited.finally(() => clearTimeout(guard));
-        },
-      });
-    });
-  });
+export async function serve(args: string[], timeoutMs = 20_000): Promise<Served> {
+  const p = await spawnServe(['serve', '--port', '0', ...args], { timeoutMs });
+  return {
+    port: p.port,
+    pid: p.pid,
+    child: p.child,
+    stderr: () => p.stderr(),
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      const { code, signal: by } = await p.stop(15_000, signal);
+      return { code, signal: by };
+    },
+  };
 }
 
 /** Connects, sends each chunk (with a pause between), collects everything until the server closes or `untilBytes` arrive. */

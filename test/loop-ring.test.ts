@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { EventLoop, backends, connectTcp } from '../lib';
 import type { BackendName, Connection } from '../lib';
+import { echoRandomRounds } from './helpers/echo';
 
 const lib = path.join(__dirname, '..', 'lib');
 const haveRing = fs.existsSync(path.join(lib, 'ring-net.ts'));
@@ -35,26 +36,7 @@ describe.skipIf(why !== '')('Ring on an EventLoop', () => {
     let closed = 0;
     for (let id = 0; id < conns; id++) {
       const c = connectTcp(loop, server.address.port);
-      let expected = Buffer.alloc(0);
-      let got: Buffer[] = [];
-      let have = 0;
-      let n = 0;
-      const send = (): void => {
-        expected = crypto.randomBytes(1 + crypto.randomInt(0, 6000));
-        got = [];
-        have = 0;
-        c.write(expected);
-      };
-      c.onconnect = send;
-      c.ondata = (d) => {
-        got.push(Buffer.from(d));
-        have += d.length;
-        if (have < expected.length) return;
-        expect(Buffer.concat(got).equals(expected)).toBe(true);
-        verified++;
-        if (++n < perConn) send();
-        else c.end();
-      };
+      echoRandomRounds(c, perConn, 6000, () => verified++);
       c.onclose = () => {
         if (++closed === conns) {
           server.close();

@@ -7,21 +7,10 @@ import { Worker } from 'node:worker_threads';
 import { spawnSync } from 'node:child_process';
 import { EventLoop, Interest, Mode, backends, sys, ErrnoError, UnsupportedModeError } from '../lib';
 import type { BackendStatus } from '../lib';
+import { runFor } from './helpers/loop';
 
 const all = backends();
 for (const b of all) if (!b.available) console.log(`loop.test: skipping ${b.name}: ${b.reason}`);
-
-/** run() with a safety net: an unref'd timer stops the loop after `ms` and reports it. */
-async function runFor(loop: EventLoop, ms = 10_000): Promise<{ timedOut: boolean }> {
-  const r = { timedOut: false };
-  const t = loop.setTimeout(() => {
-    r.timedOut = true;
-    loop.stop();
-  }, ms).unref();
-  await loop.run();
-  loop.clearTimer(t);
-  return r;
-}
 
 const root = path.join(__dirname, '..');
 

@@ -4,6 +4,8 @@ import * as net from 'node:net';
 import * as crypto from 'node:crypto';
 import { EventLoop, listenTcp, connectTcp, backends, sys, Mode } from '../lib';
 import type { BackendName, BackendStatus, TcpConnection } from '../lib';
+import { runFor } from './helpers/loop';
+import { echoRandomRounds } from './helpers/echo';
 
 const all = backends();
 for (const b of all) if (!b.available) console.log(`net.test: skipping ${b.name}: ${b.reason}`);
@@ -20,18 +22,6 @@ function echoServer(backend: string, port = 0) {
     conn.onerror = (err) => console.error('echo:', err.code);
   });
   return { loop, server };
-}
-
-/** run() with a safety net: an unref'd timer stops the loop after `ms` and reports it. */
-async function runFor(loop: EventLoop, ms = 20_000): Promise<{ timedOut: boolean }> {
-  const r = { timedOut: false };
-  const t = loop.setTimeout(() => {
-    r.timedOut = true;
-    loop.stop();
-  }, ms).unref();
-  await loop.run();
-  loop.clearTimer(t);
-  return r;
 }
 
 function pattern(n: number): Buffer {
@@ -428,26 +418,7 @@ describe.each(all.map((b) => [b.name, b] as [string, BackendStatus]))('net on %s
     const perConn = 20;
     for (let id = 0; id < conns; id++) {
       const c: TcpConnection = connectTcp(loop, server.port);
-      let i = 0;
-      let expected = Buffer.alloc(0);
-      let got: Buffer[] = [];
-      let have = 0;
-      const send = (): void => {
-        expected = crypto.randomBytes(1 + crypto.randomInt(0, 5000));
-        got = [];
-        have = 0;
-        c.write(expected);
-      };
-      c.onconnect = send;
-      c.ondata = (d) => {
-        got.push(Buffer.from(d));
-        have += d.length;
-        if (have < expected.length) return;
-        expect(Buffer.concat(got).equals(expected)).toBe(true);
-        verified++;
-        if (++i < perConn) send();
-        else c.end();
-      };
+      echoRandomRounds(c, perConn, 5000, () => verified++);
       c.onclose = () => {
         if (++closed === conns) server.close();
       };

@@ -199,3 +199,48 @@ export function parseRequest(b: Uint8Array, start: number, end: number, out: Int
   out[REQ_CLOSE] = close ? 1 : 0;
   return total;
 }
+
+/** A connection's incomplete request: its bytes, kept until the rest arrives. */
+export interface PartialInput {
+  inBuf: Buffer | null;
+  inLen: number;
+}
+
+/** Appends b[s, e) to c's incomplete request (the buffer doubles as needed). */
+export function keepInput(c: PartialInput, b: Uint8Array, s: number, e: number): void {
+  const need = c.inLen + (e - s);
+  let ib = c.inBuf;
+  if (ib === null || ib.length < need) {
+    const grown = Buffer.allocUnsafe(Math.max(need, ib === null ? 1024 : ib.length * 2));
+    if (ib !== null && c.inLen > 0) ib.copy(grown, 0, 0, c.inLen);
+    c.inBuf = ib = grown;
+  }
+  ib.set(b.subarray(s, e), c.inLen);
+  c.inLen = need;
+}
+
+/**
+ * The input to parse: b itself, or, when part of a request is already kept,
+ * b appended to it (then c.inBuf[0, c.inLen)). Returns the end of the bytes
+ * in the buffer to parse, which is c.inBuf when c.inLen > 0 on return.
+ */
+export function gatherInput(c: PartialInput, b: Uint8Array, n: number): number {
+  if (c.inLen === 0) return n;
+  keepInput(c, b, 0, n);
+  return c.inLen;
+}
+
+/**
+ * After parsing b[0, end) up to off: a closing connection drops the rest;
+ * otherwise the unparsed tail b[off, end) is what c keeps.
+ */
+export function settleInput(c: PartialInput, b: Uint8Array, off: number, end: number, closing: boolean): void {
+  if (closing) {
+    c.inLen = 0;
+  } else if (b === c.inBuf) {
+    if (off > 0) c.inBuf.copyWithin(0, off, end);
+    c.inLen = end - off;
+  } else if (off < end) {
+    keepInput(c, b, off, end);
+  }
+}

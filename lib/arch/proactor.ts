@@ -17,8 +17,10 @@ import {
   RESP_BAD_REQUEST,
   RESP_HELLO,
   RESP_HELLO_CLOSE,
+  gatherInput,
   parseRequest,
   responseCode,
+  settleInput,
 } from './http-parse';
 import { BACKLOG, nodeLoopTurn } from './reactor';
 import { SignalPipe } from './signal-pipe';
@@ -197,13 +199,8 @@ class Proactor implements RunningServer {
 
   private onHttp(p: Peer, chunk: Uint8Array): void {
     if (p.closing) return;
-    let b = chunk;
-    let end = chunk.length;
-    if (p.inLen > 0) {
-      this.keep(p, chunk, 0, end);
-      b = p.inBuf!;
-      end = p.inLen;
-    }
+    const end = gatherInput(p, chunk, chunk.length);
+    const b: Uint8Array = p.inLen > 0 ? p.inBuf! : chunk;
     const req = this.req;
     const codes = this.batch;
     let count = 0;
@@ -235,14 +232,7 @@ class Proactor implements RunningServer {
       bytes += RESPONSE_BYTES[code].length;
       if (p.closing) break;
     }
-    if (p.closing) {
-      p.inLen = 0;
-    } else if (b === p.inBuf) {
-      if (off > 0) p.inBuf.copyWithin(0, off, end);
-      p.inLen = end - off;
-    } else if (off < end) {
-      this.keep(p, b, off, end);
-    }
+    settleInput(p, b, off, end, p.closing);
     if (count > 0) this.emit(p, count, bytes);
     if (p.closing) this.closeAfterResponse(p);
   }
@@ -266,18 +256,6 @@ class Proactor implements RunningServer {
       ok = conn.write(out);
     }
     if (!ok) conn.pause();
-  }
-
-  private keep(p: Peer, b: Uint8Array, s: number, e: number): void {
-    const need = p.inLen + (e - s);
-    let ib = p.inBuf;
-    if (ib === null || ib.length < need) {
-      const grown = Buffer.allocUnsafe(Math.max(need, ib === null ? 1024 : ib.length * 2));
-      if (ib !== null && p.inLen > 0) ib.copy(grown, 0, 0, p.inLen);
-      p.inBuf = ib = grown;
-    }
-    ib.set(b.subarray(s, e), p.inLen);
-    p.inLen = need;
   }
 
   /** After a closing response: our FIN once it is sent, then read (and drop) until the client's FIN, or LINGER_MS. */

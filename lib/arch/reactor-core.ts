@@ -27,8 +27,10 @@ import {
   RESP_BAD_REQUEST,
   RESP_HELLO,
   RESP_HELLO_CLOSE,
+  gatherInput,
   parseRequest,
   responseCode,
+  settleInput,
 } from './http-parse';
 
 const R = Interest.READABLE;
@@ -332,13 +334,8 @@ export class ReactorCore {
   }
 
   private onHttp(c: Conn, n: number): void {
-    let b: Uint8Array = this.rbuf;
-    let end = n;
-    if (c.inLen > 0) {
-      this.keep(c, this.rbuf, 0, n);
-      b = c.inBuf!;
-      end = c.inLen;
-    }
+    const end = gatherInput(c, this.rbuf, n);
+    const b: Uint8Array = c.inLen > 0 ? c.inBuf! : this.rbuf;
     const req = this.req;
     let off = 0;
     this.opos = 0;
@@ -366,31 +363,11 @@ export class ReactorCore {
         break;
       }
     }
-    if (c.closing) {
-      c.inLen = 0;
-    } else if (b === c.inBuf) {
-      if (off > 0) c.inBuf.copyWithin(0, off, end);
-      c.inLen = end - off;
-    } else if (off < end) {
-      this.keep(c, b, off, end);
-    }
+    settleInput(c, b, off, end, c.closing);
     this.flushOut(c);
     if (c.closed) return;
     if (c.heldCount > MAX_HELD) this.pause(c);
     if (c.closing) this.settle(c);
-  }
-
-  /** Appends b[s, e) to the connection's incomplete request. */
-  private keep(c: Conn, b: Uint8Array, s: number, e: number): void {
-    const need = c.inLen + (e - s);
-    let ib = c.inBuf;
-    if (ib === null || ib.length < need) {
-      const grown = Buffer.allocUnsafe(Math.max(need, ib === null ? 1024 : ib.length * 2));
-      if (ib !== null && c.inLen > 0) ib.copy(grown, 0, 0, c.inLen);
-      c.inBuf = ib = grown;
-    }
-    ib.set(b.subarray(s, e), c.inLen);
-    c.inLen = need;
   }
 
   private respond(c: Conn, code: number): void {

@@ -4,16 +4,17 @@
 // /proc/stat, and the machine description each report carries. Every wait
 // here is bounded: a server that never listens, never stops or crashes is
 // reported, never waited for.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { ARCHS, findArch, type Arch } from '../arch';
 import { backends } from '../poller';
 import { runLoad, type LoadOptions, type LoadResult } from '../lab/load';
 import { raisePeak, readProcess, type ProcSnapshot, type SamplerReport } from '../lab/metrics';
 
-export const BIN = path.join(__dirname, '..', '..', 'bin', 'iomux.js');
+import { spawnServe, type ServerProcess } from '../lab/serve-process';
+
+export { BIN, ServerStartError, describeExit, type ExitStatus, type ServerProcess } from '../lab/serve-process';
 
 // ---- architectures ----------------------------------------------------------
 
@@ -160,27 +161,6 @@ export function pinLoadGenerator(enabled = true): { pinning: Pinning; restore: (
 
 // ---- a server as a child process ----------------------------------------------
 
-export interface ExitStatus {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-export interface ServerProcess {
-  pid: number;
-  port: number;
-  child: ChildProcess;
-  /** Resolves when the process has exited. */
-  exited: Promise<ExitStatus>;
-  /** Set once it has exited. */
-  exit: ExitStatus | null;
-  /** The last few KiB of its stderr. */
-  stderr(): string;
-  /** SIGTERM, then SIGKILL after killAfterMs; resolves with how it ended (bounded). */
-  stop(killAfterMs?: number): Promise<ExitStatus & { killed: boolean }>;
-}
-
-const LISTENING = /^listening (\S+):(\d+) pid=(\d+)\s*$/;
-
 /** The `iomux serve` command line for a variant (without the taskset prefix). */
 export function serveArgs(v: Variant, protocol: 'echo' | 'http' = 'echo', graceMs = 1000): string[] {
   const args = ['serve', '--arch', v.arch, '--protocol', protocol, '--port', '0', '--grace-ms', String(graceMs)];
@@ -188,96 +168,9 @@ export function serveArgs(v: Variant, protocol: 'echo' | 'http' = 'echo', graceM
   return args.concat(v.args ?? []);
 }
 
-export class ServerStartError extends Error {
-  constructor(message: string, readonly stderr: string) {
-    super(message);
-    this.name = 'ServerStartError';
-  }
-}
-
-function tail(s: string, n = 2000): string {
-  return s.length > n ? '…' + s.slice(s.length - n) : s;
-}
-
 /** Starts `iomux serve` for a variant (pinned to `cpu` when given) and waits for its listening line. */
 export function startServer(v: Variant, o: { cpu: number | null; protocol?: 'echo' | 'http'; timeoutMs?: number }): Promise<ServerProcess> {
-  const timeoutMs = o.timeoutMs ?? 30_000;
-  const args = [BIN, ...serveArgs(v, o.protocol ?? 'echo')];
-  const child =
-    o.cpu !== null
-      ? spawn('taskset', ['-c', String(o.cpu), process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (d: string) => (err = tail(err + d, 8000)));
-  let exit: ExitStatus | null = null;
-  const exited = new Promise<ExitStatus>((resolve) => {
-    child.on('exit', (code, signal) => {
-      exit = { code, signal };
-      resolve(exit);
-    });
-    child.on('error', (e) => {
-      err += `\n${e.message}`;
-      exit = { code: null, signal: null };
-      resolve(exit);
-    });
-  });
-  const stop = async (killAfterMs = 8000): Promise<ExitStatus & { killed: boolean }> => {
-    if (exit) return { ...exit, killed: false };
-    child.kill('SIGTERM');
-    let killed = false;
-    const t = setTimeout(() => {
-      killed = true;
-      child.kill('SIGKILL');
-    }, killAfterMs);
-    let giveUp: NodeJS.Timeout | undefined;
-    const status = await Promise.race([exited, new Promise<ExitStatus>((r) => (giveUp = setTimeout(() => r({ code: null, signal: null }), killAfterMs + 5000)))]);
-    clearTimeout(t);
-    clearTimeout(giveUp);
-    return { ...status, killed };
-  };
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const fail = (why: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (!exit) child.kill('SIGKILL');
-      reject(new ServerStartError(why, tail(err.trim(), 1000)));
-    };
-    const timer = setTimeout(() => fail(`no listening line within ${timeoutMs / 1000} s`), timeoutMs);
-    void exited.then((s) => fail(`exited before listening (${describeExit(s)})${err.trim() ? ': ' + tail(err.trim(), 400) : ''}`));
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (d: string) => {
-      if (settled) return;
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      const m = LISTENING.exec(out.slice(0, nl));
-      if (!m) return fail(`unexpected first line ${JSON.stringify(out.slice(0, nl))}`);
-      settled = true;
-      clearTimeout(timer);
-      child.stdout!.resume();
-      resolve({
-        pid: Number(m[3]),
-        port: Number(m[2]),
-        child,
-        exited,
-        get exit() {
-          return exit;
-        },
-        stderr: () => tail(err.trim()),
-        stop,
-      });
-    });
-  });
-}
-
-export function describeExit(s: ExitStatus): string {
-  if (s.signal) return `killed by ${s.signal}`;
-  if (s.code === null) return 'could not be run';
-  return `exit code ${s.code}`;
+  return spawnServe(serveArgs(v, o.protocol ?? 'echo'), { cpu: o.cpu, timeoutMs: o.timeoutMs });
 }
 
 // ---- one bounded, sampled load run ------------------------------------------------

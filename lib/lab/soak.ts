@@ -6,10 +6,9 @@
 // and its fd count went back to the baseline it had before the first
 // connection. scripts/soak.js is the command line; test/soak.test.ts runs it
 // at CI size.
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { FAULT_KINDS, runLoad, type FaultKind, type LoadResult } from './load';
+import { spawnServe } from './serve-process';
 
 export type SoakArch = 'reactor' | 'proactor';
 
@@ -64,9 +63,6 @@ export interface SoakReport {
   wallMs: number;
 }
 
-const ROOT = path.join(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'bin', 'iomux.js');
-
 function fdCount(pid: number): number {
   return fs.readdirSync(`/proc/${pid}/fd`).length;
 }
@@ -77,45 +73,6 @@ function rssKb(pid: number): number {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Server {
-  child: ChildProcess;
-  port: number;
-  pid: number;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: string | null }>;
-}
-
-function startServer(args: string[]): Promise<Server> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--protocol', 'echo', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  let out = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`iomux serve ${args.join(' ')}: no listening line in 30 s; stderr: ${err}`));
-    }, 30_000);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`iomux serve ${args.join(' ')} exited (${code ?? signal}) before listening; stderr: ${err}`));
-    });
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      const m = /^listening \S+:(\d+) pid=(\d+)$/.exec(out.slice(0, nl));
-      if (!m) {
-        child.kill('SIGKILL');
-        reject(new Error(`unexpected first line: ${JSON.stringify(out.slice(0, nl))}`));
-        return;
-      }
-      resolve({ child, port: Number(m[1]), pid: Number(m[2]), stderr: () => err, exited });
-    });
-  });
-}
 
 export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   const serverArgs = SOAK_SERVERS[o.arch];
@@ -129,7 +86,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   const t0 = Date.now();
   const problems: string[] = [];
 
-  const server = await startServer(serverArgs);
+  const server = await spawnServe(['serve', '--port', '0', '--protocol', 'echo', ...serverArgs]);
   let exitedEarly = false;
   let stopping = false;
   void server.exited.then(() => {
@@ -209,10 +166,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     if (faultRatio > 0) for (const f of faults) check(injected[f] === 0, `no ${f} fault injected`);
 
     stopping = true;
-    const stopped = server.exited;
-    if (!exitedEarly) server.child.kill('SIGTERM');
-    const guard = setTimeout(() => server.child.kill('SIGKILL'), 20_000);
-    const exit = await stopped.finally(() => clearTimeout(guard));
+    const { code, signal } = await server.stop(20_000);
+    const exit = { code, signal };
     check(!exitedEarly && (exit.code !== 0 || exit.signal !== null), `the server did not stop cleanly on SIGTERM: ${exit.code ?? exit.signal}`);
     const report: SoakReport = {
       arch: o.arch,
