@@ -20,6 +20,18 @@ export class ErrnoError extends Error {
   }
 }
 
+/**
+ * An object used in a state that does not allow the call (a loop already
+ * running, a sampler not started): code 'ERR_IOMUX_INVALID_STATE'.
+ */
+export class InvalidStateError extends Error {
+  readonly code = 'ERR_IOMUX_INVALID_STATE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidStateError';
+  }
+}
+
 /** 'EBADF' for 9 (or -9). */
 export function errnoName(errno: number): string {
   try {

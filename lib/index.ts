@@ -4,7 +4,7 @@ import * as sys from './sys';
 export { sys };
 export { Poller, Interest, Mode, backends, defaultBackend, UnsupportedModeError, BACKEND_NAMES } from './poller';
 export type { BackendName, BackendStatus, ModeSupport, Support, PollerOptions } from './poller';
-export { ErrnoError, errnoName } from './errors';
+export { ErrnoError, InvalidStateError, errnoName } from './errors';
 export { Ring, CompletionFlags, PollEvents } from './ring';
 export type { RingOptions, RingStats, RingProbe } from './ring';
 export { RingTcpServer, RingConnection, ringConnect } from './ring-net';

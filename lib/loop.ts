@@ -3,7 +3,7 @@
 // either by itself (owned mode: run()/runSync()/runOnce()) or by Node's own
 // loop (embedded mode: attach()/detach()). See docs/loop.md.
 import { native } from './native';
-import { ErrnoError } from './errors';
+import { ErrnoError, InvalidStateError } from './errors';
 import { BackendName, Interest, Mode, ModeSupport, Poller, UnsupportedModeError, backends, defaultBackend, monotonicMs } from './poller';
 import { fdArg, typeOf } from './validate';
 import * as sys from './sys';
@@ -807,7 +807,7 @@ export class EventLoop implements LoopHooks {
    */
   runOnce(timeout = -1): number {
     this.checkOpen('runOnce');
-    if (this.dispatching) throw new Error('runOnce() cannot be called from inside a loop callback');
+    if (this.dispatching) throw new InvalidStateError('runOnce() cannot be called from inside a loop callback');
     if (typeof timeout !== 'number' || Number.isNaN(timeout)) throw new TypeError(`timeout must be a number of milliseconds, got ${typeOf(timeout)}`);
     let cap: number;
     if (timeout < 0) cap = this.alive ? -1 : 0;
@@ -854,9 +854,9 @@ export class EventLoop implements LoopHooks {
 
   private enterRun(): void {
     this.checkOpen('run');
-    if (this.running) throw new Error('the loop is already running');
-    if (this.embed) throw new Error('the loop is attached to Node\'s loop: detach() it before run()');
-    if (this.dispatching) throw new Error('run() cannot be called from inside a loop callback');
+    if (this.running) throw new InvalidStateError('the loop is already running');
+    if (this.embed) throw new InvalidStateError('the loop is attached to Node\'s loop: detach() it before run()');
+    if (this.dispatching) throw new InvalidStateError('run() cannot be called from inside a loop callback');
     this.running = true;
     this.stopRequested = false;
     this.lastAfter = monotonicMs();
@@ -988,7 +988,7 @@ export class EventLoop implements LoopHooks {
   attach(): this {
     this.checkOpen('attach');
     if (this.embed) return this;
-    if (this.running) throw new Error('the loop is running in owned mode: stop it before attach()');
+    if (this.running) throw new InvalidStateError('the loop is running in owned mode: stop it before attach()');
     const e = new native.LoopEmbed(this.onEmbedReady, this.onEmbedPrepare) as EmbedHandle;
     const pfd = this.poller.fd;
     const rc = pfd >= 0 ? e.pollFd(pfd) : e.startThread();

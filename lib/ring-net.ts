@@ -10,7 +10,7 @@
 import * as os from 'node:os';
 import * as net from 'node:net';
 import * as sys from './sys';
-import { ErrnoError } from './errors';
+import { ErrnoError, InvalidStateError } from './errors';
 import { bytesArg, intArg, typeOf } from './validate';
 import { CompletionFlags, PollEvents, Ring } from './ring';
 import type { Connection, Server, ServerOptions } from './net-types';
@@ -104,7 +104,7 @@ function routerFor(ring: unknown): Router {
   if (!ring.buffers) throw new RangeError('ring must have receive buffers (options.bufferCount > 0) to carry TCP');
   let r = routers.get(ring);
   if (!r) {
-    if (ring.oncompletions !== null) throw new Error('ring.oncompletions is already taken: use a Ring of its own for ring-net');
+    if (ring.oncompletions !== null) throw new InvalidStateError('ring.oncompletions is already taken: use a Ring of its own for ring-net');
     r = new Router(ring);
     routers.set(ring, r);
     ring.oncompletions = r.dispatch;

@@ -5,7 +5,7 @@
 // memory is `ring.buffers`; each buffer goes back with returnBuffer(id).
 import * as os from 'node:os';
 import { native } from './native';
-import { ErrnoError } from './errors';
+import { ErrnoError, InvalidStateError } from './errors';
 import { bytesArg, fdArg, intArg, timeoutArg, typeOf } from './validate';
 import type { LoopHooks } from './loop-types';
 
@@ -383,7 +383,7 @@ export class Ring {
     const cb = this.callbackArg(onCompletions);
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${typeOf(options)}`);
     const limit = timeoutArg(options.timeout, 'options.timeout');
-    if (this.running) throw new Error('ring.run() is already running');
+    if (this.running) throw new InvalidStateError('ring.run() is already running');
     const deadline = limit >= 0 ? performance.now() + limit : Infinity;
     this.stopping = false;
     this.running = true;
@@ -430,7 +430,7 @@ export class Ring {
     if (cb === undefined || cb === null) {
       return (count: number): void => {
         const f = this.oncompletions;
-        if (typeof f !== 'function') throw new Error(`ring: ${count} completion(s) arrived but ring.oncompletions is not set`);
+        if (typeof f !== 'function') throw new InvalidStateError(`ring: ${count} completion(s) arrived but ring.oncompletions is not set`);
         f(count);
       };
     }

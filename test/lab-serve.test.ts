@@ -11,6 +11,7 @@ import { ARCHS } from '../lib/arch';
 import { runLoad } from '../lib/lab/load';
 import { RESPONSES } from '../lib/lab/protocol';
 import { HELLO_RESPONSE, exchange, root, serve, type Served } from './lab-helpers';
+import { ServerStartError, spawnServe } from '../lib/lab/serve-process';
 
 const available = ARCHS.filter((a) => a.availability().available);
 for (const a of ARCHS) {
@@ -279,5 +280,21 @@ describe('iomux serve: a server that does not stop', () => {
     clearTimeout(guard);
     expect({ code, signal }).toEqual({ code: null, signal: 'SIGKILL' });
     expect(err).toMatch(/multi-reactor did not stop within 500 ms of SIGTERM \(grace 0 ms\): killing the process \(SIGKILL\)/);
+  });
+});
+
+describe('spawnServe (lib/lab/serve-process.ts)', () => {
+  it('a server that exits before listening is a ServerStartError with its code and stderr', async () => {
+    let caught: unknown = null;
+    try {
+      await spawnServe(['serve', '--arch', 'no-such-arch', '--port', '0']);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ServerStartError);
+    const e = caught as ServerStartError;
+    expect(e.code).toBe('ERR_IOMUX_SERVER_START');
+    expect(e.message).toMatch(/iomux serve --arch no-such-arch --port 0: exited before listening \(exit code 2\)/);
+    expect(e.stderr).toMatch(/no-such-arch/);
   });
 });

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { spawnSync } from 'node:child_process';
-import { EventLoop, Interest, Mode, backends, sys, ErrnoError, UnsupportedModeError } from '../lib';
+import { EventLoop, Interest, Mode, backends, sys, ErrnoError, InvalidStateError, ProcessSampler, UnsupportedModeError } from '../lib';
 import type { BackendStatus } from '../lib';
 import { runFor } from './helpers/loop';
 
@@ -494,3 +494,45 @@ describe.each(all.map((b) => [b.name, b] as [string, BackendStatus]))('EventLoop
     loop.close();
   });
 });
+
+describe('misuse in the wrong state: InvalidStateError, code ERR_IOMUX_INVALID_STATE', () => {
+  const thrown = (fn: () => unknown): unknown => {
+    try {
+      fn();
+    } catch (err) {
+      return err;
+    }
+    return null;
+  };
+  const stateError = (caught: unknown, message: RegExp): void => {
+    expect(caught).toBeInstanceOf(InvalidStateError);
+    expect((caught as InvalidStateError).code).toBe('ERR_IOMUX_INVALID_STATE');
+    expect((caught as Error).message).toMatch(message);
+  };
+
+  it('runOnce() and run() from inside a loop callback', () => {
+    const loop = new EventLoop('poll');
+    try {
+      const caught: unknown[] = [];
+      loop.setImmediate(() => {
+        caught.push(thrown(() => loop.runOnce(0)));
+        caught.push(thrown(() => void loop.run()));
+      });
+      loop.runOnce(0);
+      expect(caught).toHaveLength(2);
+      stateError(caught[0], /runOnce\(\) cannot be called from inside a loop callback/);
+      stateError(caught[1], /run\(\) cannot be called from inside a loop callback/);
+    } finally {
+      loop.close();
+    }
+  });
+
+  it('ProcessSampler: stop() before start(), start() twice', () => {
+    const s = new ProcessSampler(process.pid);
+    stateError(thrown(() => s.stop()), /was not started/);
+    s.start();
+    stateError(thrown(() => s.start()), /already started/);
+    s.stop();
+  });
+});
+

@@ -14,6 +14,8 @@ describe('iomux probe threads', () => {
     expect(r.after.threads - r.before.threads).toBe(50);
     expect(r.vmKiBPerThread).toBeGreaterThanOrEqual(256);
     expect(r.rssKiBPerThread).toBeGreaterThanOrEqual(0);
+    // Each started thread has at least the top page of its stack resident (its struct pthread and TLS live there).
+    expect(r.rssKiBPerThread).toBeGreaterThanOrEqual(4);
   });
 
   it('reports the default stack size when none is asked for', () => {

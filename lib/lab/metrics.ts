@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { native } from '../native';
-import { ErrnoError } from '../errors';
+import { ErrnoError, InvalidStateError } from '../errors';
 import { intArg } from '../validate';
 
 export interface ProcSnapshot {
@@ -162,7 +162,7 @@ export class ProcessSampler {
 
   /** Takes the baseline sample now (throws if the process does not exist) and starts sampling. */
   start(): ProcSnapshot {
-    if (this.first) throw new Error('ProcessSampler already started');
+    if (this.first) throw new InvalidStateError('ProcessSampler already started');
     const s = this.sample();
     if (!s) throw new ErrnoError(os.constants.errno.ENOENT, 'open', `/proc/${this.pid}`);
     for (const [tid, v] of s.perThread!) this.baseline.set(tid, v);
@@ -207,7 +207,7 @@ export class ProcessSampler {
 
   /** Takes a last sample and stops. */
   stop(): SamplerReport {
-    if (!this.first) throw new Error('ProcessSampler was not started');
+    if (!this.first) throw new InvalidStateError('ProcessSampler was not started');
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (!this.gone) this.sample();

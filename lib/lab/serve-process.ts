@@ -37,7 +37,9 @@ export interface SpawnServeOptions {
   timeoutMs?: number;
 }
 
+/** `iomux serve` did not come up: code 'ERR_IOMUX_SERVER_START', and the end of its stderr. */
 export class ServerStartError extends Error {
+  readonly code = 'ERR_IOMUX_SERVER_START';
   constructor(message: string, readonly stderr: string) {
     super(message);
     this.name = 'ServerStartError';
