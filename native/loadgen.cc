@@ -464,6 +464,12 @@ class Worker {
         int64_t left = std::max<int64_t>(next_deadline_ - now, 0);
         if (wait_ns < 0 || left < wait_ns) wait_ns = left;
       }
+      // Said before blocking, once this iteration has seen the drain phase: from
+      // kDrain on nothing new is issued. (Said during the run, a moment with
+      // nothing in flight would leave the flag true while a request issued
+      // next waits for its answer, and the coordinator would stop early with
+      // that request unanswered.)
+      drained_.store(phase >= kDrain && outstanding_ == 0, std::memory_order_relaxed);
       int n = Wait(evs.data(), static_cast<int>(evs.size()), wait_ns);
       for (int i = 0; i < n; i++) {
         Conn* c = static_cast<Conn*>(evs[i].data.ptr);
@@ -474,7 +480,6 @@ class Worker {
         }
         OnEvent(*c, evs[i].events);
       }
-      drained_.store(outstanding_ == 0, std::memory_order_relaxed);
     }
     Finish();
   }
