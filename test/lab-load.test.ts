@@ -70,7 +70,11 @@ describe('load generator verification', () => {
     const r = await runLoad({ port, conns: 4, size: 100, duration: 0.3, threads: 1 });
     expect(r.verifyErrors).toBe(0);
     expect(r.firstError).toBeNull();
-    expect(r.requests).toBeGreaterThan(40);
+    // Every request answered and every byte of it verified (no count that
+    // depends on how fast this machine is).
+    expect(r.requests).toBeGreaterThan(0);
+    expect(r.unanswered).toBe(0);
+    expect(r.bytesVerified).toBe(r.requests * 100);
   });
 
   it('reports an echo that returns more bytes than were sent', async () => {
