@@ -7,7 +7,7 @@
 // connection. scripts/soak.js is the command line; test/soak.test.ts runs it
 // at CI size.
 import * as fs from 'node:fs';
-import { FAULT_KINDS, runLoad, type FaultKind, type LoadResult } from './load';
+import { FAULT_KINDS, runLoad, type FaultKind, type LoadOptions, type LoadResult } from './load';
 import { spawnServe } from './serve-process';
 
 export type SoakArch = 'reactor' | 'proactor';
@@ -18,20 +18,17 @@ export const SOAK_SERVERS: Record<SoakArch, string[]> = {
   proactor: ['--arch', 'proactor'],
 };
 
-export interface SoakOptions {
+/** The fault options are the load generator's (lib/lab/load.ts), with their defaults, except the ratio. */
+export interface SoakOptions
+  extends Pick<LoadOptions, 'faults' | 'faultDelayMs' | 'faultStallMs' | 'faultFloodBytes' | 'faultDeepFloodBytes'> {
   arch: SoakArch;
   /** Connections (slots) of the load generator. Default 200. */
   conns?: number;
   /** Seconds of load. Default 5. */
   duration?: number;
-  /** Fraction of the slots that misbehave. Default 0.05. */
+  /** Fraction of the slots that misbehave. Default 0.05 (the load generator's own default is 0). */
   faultRatio?: number;
-  faults?: FaultKind[];
-  /** A fault comes 0 .. this many ms after its connection starts. Default 1000. */
-  faultDelayMs?: number;
-  faultStallMs?: number;
-  faultFloodBytes?: number;
-  faultDeepFloodBytes?: number;
+  /** Seeds the fault delays (the load generator's faultSeed). */
   seed?: number;
   /** Echo message size. Default 64. */
   size?: number;

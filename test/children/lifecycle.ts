@@ -5,10 +5,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { EventLoop } from '../../lib/loop';
-import { Poller, type BackendName } from '../../lib/poller';
+import type { BackendName } from '../../lib/poller';
 import { Ring } from '../../lib/ring';
 import * as sys from '../../lib/sys';
 import { available } from '../helpers/backends';
+import { liveLoops, livePollers as pollersOf, liveRings } from './live-objects';
 
 const mode = process.argv[2];
 const fdCount = () => fs.readdirSync('/proc/self/fd').length;
@@ -22,52 +23,12 @@ function startWorker(workerMode: string, extra: Record<string, unknown> = {}): W
   });
 }
 
-/** Pollers of every backend, each watching a readable pipe and an idle one, after a wait. */
-function livePollers(): { pollers: Poller[]; fds: number[] } {
-  const pollers: Poller[] = [];
-  const fds: number[] = [];
-  for (const name of available as BackendName[]) {
-    const p = new Poller(name);
-    const [r, w] = sys.pipe();
-    const [idle, idleW] = sys.pipe();
-    sys.write(w, Buffer.from('x'));
-    p.add(r, 1);
-    p.add(idle, 1);
-    p.wait(0);
-    pollers.push(p);
-    fds.push(r, w, idle, idleW);
-  }
-  return { pollers, fds };
-}
+/** Pollers of every backend, watching pipes, never closed. */
+const livePollers = () => pollersOf(available as BackendName[]);
 
 /** EventLoops of every backend (one attached, unref'd) and a Ring, with work pending, never closed. */
 function liveLoopsAndRings(): { loops: EventLoop[]; rings: Ring[] } {
-  const loops: EventLoop[] = [];
-  for (const name of available as BackendName[]) {
-    const loop = new EventLoop(name);
-    const [r, w] = sys.pipe();
-    sys.write(w, Buffer.from('x'));
-    loop.watch(r, 1, () => {});
-    loop.setTimeout(() => {}, 60_000);
-    void loop.wakeupFd;
-    loop.runOnce(0);
-    loops.push(loop);
-  }
-  const attached = new EventLoop('epoll');
-  const [r] = sys.pipe();
-  attached.watch(r, 1, () => {}).unref();
-  attached.attach();
-  loops.push(attached);
-  const rings: Ring[] = [];
-  if (Ring.probe().available) {
-    const ring = new Ring({ entries: 8, bufferCount: 8, bufferSize: 256 });
-    const [a] = sys.socketpair();
-    ring.recv(a, 1);
-    ring.timeout(60_000, 2);
-    ring.submit();
-    rings.push(ring);
-  }
-  return { loops, rings };
+  return { loops: liveLoops(available as BackendName[], ['epoll']).loops, rings: liveRings().rings };
 }
 
 async function workerExits(workerMode: string): Promise<void> {
